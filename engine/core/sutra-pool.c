@@ -1,0 +1,178 @@
+/* sutra-pool.c: a small fork-join pool (caller participates, workers spin then sleep). */
+#include "sutra-pool.h"
+#include "sutra-error.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define SPIN_ITERS 20000   /* ~50-100 us of _mm_pause before a worker sleeps */
+#define MAX_THREADS 64
+
+typedef struct {
+  pthread_t thread;
+  int index;
+} Worker;
+
+static struct {
+  pthread_mutex_t lock;          /* guards sleeping/waking */
+  pthread_cond_t wake;
+  pthread_mutex_t dispatch;      /* one parallel_for at a time */
+  atomic_uint generation;        /* bumped for every job */
+  atomic_int pending;            /* workers still running the current job */
+  atomic_int quit;
+  int nthreads;                  /* including the caller */
+  int nworkers;
+  Worker workers[MAX_THREADS];
+  /* current job */
+  SutraRangeFunc fn;
+  void *ctx;
+  int64_t n;
+  int parts;
+} pool = {
+  .lock = PTHREAD_MUTEX_INITIALIZER,
+  .wake = PTHREAD_COND_INITIALIZER,
+  .dispatch = PTHREAD_MUTEX_INITIALIZER,
+  .nthreads = 0,
+};
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+int
+sutra_cpu_count (void)
+{
+  long n = sysconf (_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : (int) (n > MAX_THREADS ? MAX_THREADS : n);
+}
+
+static void
+run_part (int part)
+{
+  int64_t begin = pool.n * part / pool.parts;
+  int64_t end = pool.n * (part + 1) / pool.parts;
+  if (begin < end)
+    pool.fn (pool.ctx, begin, end, part);
+}
+
+static void *
+worker_main (void *arg)
+{
+  Worker *w = arg;
+  unsigned seen = atomic_load (&pool.generation);
+  for (;;) {
+    unsigned g;
+    int spins = 0;
+    while ((g = atomic_load_explicit (&pool.generation, memory_order_acquire)) == seen &&
+           !atomic_load (&pool.quit)) {
+      if (++spins < SPIN_ITERS) {
+        _mm_pause ();
+        continue;
+      }
+      pthread_mutex_lock (&pool.lock);
+      while (atomic_load (&pool.generation) == seen && !atomic_load (&pool.quit))
+        pthread_cond_wait (&pool.wake, &pool.lock);
+      pthread_mutex_unlock (&pool.lock);
+    }
+    if (atomic_load (&pool.quit))
+      return NULL;
+    seen = g;
+    if (w->index < pool.parts)
+      run_part (w->index);
+    atomic_fetch_sub_explicit (&pool.pending, 1, memory_order_release);
+  }
+}
+
+static void
+stop_workers (void)
+{
+  if (pool.nworkers == 0)
+    return;
+  pthread_mutex_lock (&pool.lock);
+  atomic_store (&pool.quit, 1);
+  pthread_cond_broadcast (&pool.wake);
+  pthread_mutex_unlock (&pool.lock);
+  for (int i = 0; i < pool.nworkers; i++)
+    pthread_join (pool.workers[i].thread, NULL);
+  pool.nworkers = 0;
+  atomic_store (&pool.quit, 0);
+}
+
+static void
+start_workers (int nthreads)
+{
+  pool.nthreads = nthreads;
+  for (int i = 1; i < nthreads; i++) {
+    Worker *w = &pool.workers[pool.nworkers];
+    w->index = i;
+    if (pthread_create (&w->thread, NULL, worker_main, w) != 0)
+      break;                     /* run with fewer threads rather than fail */
+    pool.nworkers++;
+  }
+  pool.nthreads = pool.nworkers + 1;
+}
+
+static void
+pool_init_default (void)
+{
+  const char *env = getenv ("SUTRA_THREADS");
+  int n = env ? atoi (env) : 0;
+  openblas_set_num_threads (1);
+  start_workers (n > 0 ? (n > MAX_THREADS ? MAX_THREADS : n) : sutra_cpu_count ());
+}
+
+void
+sutra_set_threads (int n)
+{
+  pthread_once (&pool_once, pool_init_default);
+  if (n <= 0)
+    n = sutra_cpu_count ();
+  if (n > MAX_THREADS)
+    n = MAX_THREADS;
+  pthread_mutex_lock (&pool.dispatch);
+  if (n != pool.nthreads) {
+    stop_workers ();
+    start_workers (n);
+  }
+  openblas_set_num_threads (1);
+  pthread_mutex_unlock (&pool.dispatch);
+}
+
+int
+sutra_get_threads (void)
+{
+  pthread_once (&pool_once, pool_init_default);
+  return pool.nthreads;
+}
+
+void
+sutra_parallel_for (int64_t n, int64_t grain, SutraRangeFunc fn, void *ctx)
+{
+  if (n <= 0)
+    return;
+  pthread_once (&pool_once, pool_init_default);
+  if (grain < 1)
+    grain = 1;
+  int64_t parts = n / grain;
+  if (parts > pool.nthreads)
+    parts = pool.nthreads;
+  if (parts <= 1 || pthread_mutex_trylock (&pool.dispatch) != 0) {
+    fn (ctx, 0, n, 0);           /* small job, or the pool is busy: run inline */
+    return;
+  }
+  pool.fn = fn;
+  pool.ctx = ctx;
+  pool.n = n;
+  pool.parts = (int) parts;
+  atomic_store (&pool.pending, pool.nworkers);
+  pthread_mutex_lock (&pool.lock);
+  atomic_fetch_add_explicit (&pool.generation, 1, memory_order_release);
+  pthread_cond_broadcast (&pool.wake);
+  pthread_mutex_unlock (&pool.lock);
+  run_part (0);
+  while (atomic_load_explicit (&pool.pending, memory_order_acquire) > 0)
+    _mm_pause ();
+  pthread_mutex_unlock (&pool.dispatch);
+}
