@@ -108,52 +108,57 @@ typedef struct {
   uint32_t len;         /* bytes of the word; 0 = merged away */
 } Sym;
 
+/* Queue entry: key = rank << 32 | pos, so one integer compare gives HF's (rank, pos)
+ * order; a 4-ary min-heap keeps the tree shallow (HF uses a QuaternaryHeap too). */
 typedef struct {
-  uint32_t rank, pos;
+  uint64_t key;
   int32_t new_id;
 } Merge;
 
-static inline bool
-merge_less (const Merge *a, const Merge *b)
+#define MKEY(rank, pos) (((uint64_t) (rank) << 32) | (uint32_t) (pos))
+
+static inline void
+sift_down (Merge *h, size_t n, size_t i)
 {
-  return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+  Merge x = h[i];
+  for (;;) {
+    size_t c = 4 * i + 1;
+    if (c >= n)
+      break;
+    size_t m = c;
+    size_t e = c + 4 < n ? c + 4 : n;
+    for (size_t k = c + 1; k < e; k++)
+      if (h[k].key < h[m].key)
+        m = k;
+    if (h[m].key >= x.key)
+      break;
+    h[i] = h[m];
+    i = m;
+  }
+  h[i] = x;
 }
 
-static void
+static inline void
 heap_push (Merge *h, size_t *n, Merge m)
 {
   size_t i = (*n)++;
-  h[i] = m;
   while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (!merge_less (&h[i], &h[p]))
+    size_t p = (i - 1) / 4;
+    if (h[p].key <= m.key)
       break;
-    Merge t = h[i];
     h[i] = h[p];
-    h[p] = t;
     i = p;
   }
+  h[i] = m;
 }
 
-static Merge
+static inline Merge
 heap_pop (Merge *h, size_t *n)
 {
   Merge top = h[0];
   h[0] = h[--(*n)];
-  size_t i = 0;
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < *n && merge_less (&h[l], &h[m]))
-      m = l;
-    if (r < *n && merge_less (&h[r], &h[m]))
-      m = r;
-    if (m == i)
-      break;
-    Merge t = h[i];
-    h[i] = h[m];
-    h[m] = t;
-    i = m;
-  }
+  if (*n)
+    sift_down (h, *n, 0);
   return top;
 }
 
@@ -199,11 +204,15 @@ merge_all (const SutraTokModel *m, Word *w, Merge *heap)
     uint32_t rank;
     int32_t nid;
     if (merge_lookup (m, w->sym[i].id, w->sym[i + 1].id, &rank, &nid))
-      heap_push (heap, &hn, (Merge) { rank, (uint32_t) i, nid });
+      heap[hn++] = (Merge) { MKEY (rank, i), nid };
   }
+  for (size_t i = hn / 4 + 1; i-- > 0;)   /* heapify bottom-up, O(n) */
+    if (i < hn)
+      sift_down (heap, hn, i);
   while (hn) {
     Merge top = heap_pop (heap, &hn);
-    Sym *cur = &w->sym[top.pos];
+    uint32_t top_pos = (uint32_t) top.key;
+    Sym *cur = &w->sym[top_pos];
     if (cur->len == 0 || cur->next < 0)
       continue;
     Sym right = w->sym[cur->next];
@@ -217,15 +226,15 @@ merge_all (const SutraTokModel *m, Word *w, Merge *heap)
     cur->next = right.next;
     w->sym[next_pos].len = 0;
     if (right.next >= 0 && (size_t) right.next < w->n)
-      w->sym[right.next].prev = (int32_t) top.pos;
+      w->sym[right.next].prev = (int32_t) top_pos;
     if (cur->prev >= 0) {
       Sym *pv = &w->sym[cur->prev];
       if (merge_lookup (m, pv->id, cur->id, &rank, &nid))
-        heap_push (heap, &hn, (Merge) { rank, (uint32_t) cur->prev, nid });
+        heap_push (heap, &hn, (Merge) { MKEY (rank, cur->prev), nid });
     }
     if (cur->next >= 0 && (size_t) cur->next < w->n) {
       if (merge_lookup (m, cur->id, w->sym[cur->next].id, &rank, &nid))
-        heap_push (heap, &hn, (Merge) { rank, top.pos, nid });
+        heap_push (heap, &hn, (Merge) { MKEY (rank, top_pos), nid });
     }
   }
 }

@@ -472,6 +472,14 @@ sutra_strmap_put (SutraStrMap *m, const char *k, size_t len, int32_t val)
 /* ---------------------------------------------------------------------------------------
  * u64 -> u64 map */
 
+/* Fibonacci hashing: one multiply, the high bits pick the slot. */
+static inline size_t
+u64_slot (uint64_t k, size_t mask)
+{
+  uint64_t h = (k ^ (k >> 29)) * 0x9E3779B97F4A7C15ULL;
+  return (size_t) (h >> 32) & mask;
+}
+
 void
 sutra_u64map_init (SutraU64Map *m, size_t expect)
 {
@@ -496,7 +504,7 @@ sutra_u64map_get (const SutraU64Map *m, uint64_t k, uint64_t *v)
   if (!m->keys)
     return false;
   size_t mask = m->cap - 1;
-  for (size_t i = (size_t) mix64 (k) & mask;; i = (i + 1) & mask) {
+  for (size_t i = u64_slot (k, mask);; i = (i + 1) & mask) {
     if (m->keys[i] == k) {
       *v = m->vals[i];
       return true;
@@ -510,7 +518,7 @@ static void
 u64map_insert (SutraU64Map *m, uint64_t k, uint64_t v)
 {
   size_t mask = m->cap - 1;
-  for (size_t i = (size_t) mix64 (k) & mask;; i = (i + 1) & mask) {
+  for (size_t i = u64_slot (k, mask);; i = (i + 1) & mask) {
     if (m->keys[i] == k) {
       m->vals[i] = v;
       return;

@@ -275,6 +275,7 @@ typedef struct {
   char **vocab_r;            /* [n_ids] token string (NUL-terminated) or NULL */
   uint32_t *vocab_r_len;
   size_t n_ids;              /* max model id + 1 */
+  size_t vocab_cap;          /* allocated entries of vocab_r */
   size_t n_entries;          /* HF get_vocab_size(): number of vocab entries */
   /* BPE */
   SutraU64Map merges;        /* (a << 32 | b) -> (rank << 32 | new_id) */
