@@ -1,0 +1,181 @@
+/* sutra-cli-bench-tokenize.c: `sutra bench-tokenize`, the encode-speed benchmark that
+ * `sutra bench tokenize` runs (DESIGN.md section 6).
+ *
+ *   sutra bench-tokenize [TOKENIZER] [--text-file FILE] [--mb N] [--chunk BYTES]
+ *                        [--seconds S]
+ * Builds a text of at least N MB (default 10) by repeating FILE, or else the licence texts in
+ * /usr/share/common-licenses, or else generated words; encodes it on one thread in pieces
+ * of about BYTES (default 4096, cut after a newline; 0 = one call) for at least S seconds
+ * (default 2) and prints one JSON object:
+ *   {"mb_per_s":..,"tokens_per_s":..,"threads":1,"shape":"tokenize","tokenizer":"..",
+ *    "vocab_size":..,"bytes":..,"tokens":..,"chunk":..,"seconds":..,"peak_rss_mb":..}
+ * Without TOKENIZER it uses ../shared/testdata/tokenizers/gpt2 under the source tree when
+ * present, else trains a byte-level BPE on the benchmark text first. */
+#include "sutra-bpe-train.h"
+#include "sutra-cli.h"
+#include "sutra-fsutil.h"
+#include "sutra-tokenizer.h"
+#include "sutra-tokenizer-export.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+typedef struct {
+  char *p;
+  size_t n, cap;
+} Text;
+
+static void
+text_add (Text *t, const char *s, size_t n)
+{
+  if (t->n + n + 1 > t->cap) {
+    t->cap = (t->n + n + 1) * 2;
+    t->p = sutra_xrealloc (t->p, t->cap);
+  }
+  memcpy (t->p + t->n, s, n);
+  t->n += n;
+  t->p[t->n] = '\0';
+}
+
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* One copy of the seed text: FILE, the licence folder, or generated prose. */
+static void
+seed_text (Text *seed, const char *file, SutraError *err, bool *ok)
+{
+  *ok = true;
+  if (file) {
+    char *buf;
+    size_t n;
+    if (sutra_read_file (file, 0, &buf, &n, err) != SUTRA_OK) {
+      *ok = false;
+      return;
+    }
+    text_add (seed, buf, n);
+    free (buf);
+    return;
+  }
+  const char *dir = "/usr/share/common-licenses";
+  DIR *d = opendir (dir);
+  if (d) {
+    char *names[256];
+    int nn = 0;
+    struct dirent *e;
+    while ((e = readdir (d)) && nn < 256)
+      if (e->d_name[0] != '.')
+        names[nn++] = sutra_xstrdup (e->d_name);
+    closedir (d);
+    qsort (names, (size_t) nn, sizeof *names, cmp_str);
+    for (int i = 0; i < nn; i++) {
+      char *path = sutra_path_join (dir, names[i]);
+      char *buf;
+      size_t n;
+      if (sutra_is_file (path) && sutra_read_file (path, 0, &buf, &n, NULL) == SUTRA_OK) {
+        text_add (seed, buf, n);
+        free (buf);
+      }
+      free (path);
+      free (names[i]);
+    }
+  }
+  if (seed->n == 0) {
+    static const char *const words[] = {
+      "the", "model", "learns", "from", "data", "and", "tokens", "are", "counted", "while",
+      "training", "runs", "on", "two", "cores", "with", "a", "small", "batch", "of", "text",
+      "numbers", "like", "2024", "or", "3.14", "appear", "too", "quickly", "enough", "Hello",
+      "world", "naïve", "café", "über", "日本語", "你好", "emoji", "🙂", "end",
+    };
+    uint32_t x = 12345;
+    for (int i = 0; i < 200000; i++) {
+      x = x * 1103515245u + 12345u;
+      const char *w = words[(x >> 16) % (sizeof words / sizeof *words)];
+      text_add (seed, w, strlen (w));
+      text_add (seed, (x >> 8) % 13 == 0 ? ".\n" : (x >> 8) % 7 == 0 ? ", " : " ", (x >> 8) % 13 == 0 ? 2 : (x >> 8) % 7 == 0 ? 2 : 1);
+    }
+  }
+}
+
+static int
+cmd_bench_tokenize (int argc, char **argv)
+{
+  static const SutraCliOptSpec spec[] = {
+    { "text-file", true }, { "mb", true }, { "chunk", true }, { "seconds", true }, { NULL, false },
+  };
+  SutraCliArgs a;
+  if (!sutra_cli_parse (&a, argc, argv, spec))
+    return 2;
+  if (a.npos > 1)
+    return sutra_cli_usage_error (a.command, "expected at most one TOKENIZER");
+  long long mb = 10, chunk = 4096;
+  double seconds = 2.0;
+  if (!sutra_cli_opt_int (&a, "mb", 1, 4096, &mb) || !sutra_cli_opt_int (&a, "chunk", 0, 1LL << 32, &chunk)
+      || !sutra_cli_opt_double (&a, "seconds", &seconds))
+    return 2;
+  SutraError err = { 0 };
+  Text seed = { 0 }, text = { 0 };
+  bool ok;
+  seed_text (&seed, sutra_cli_opt (&a, "text-file"), &err, &ok);
+  if (!ok)
+    return sutra_cli_fail (&err);
+  if (seed.n == 0)
+    return sutra_cli_error ("the benchmark text is empty");
+  while (text.n < (size_t) mb * 1000000)
+    text_add (&text, seed.p, seed.n);
+
+  const char *path = a.npos ? a.pos[0] : NULL;
+  char *owned = NULL;
+  if (!path) {
+    char *shared = sutra_xasprintf ("%s/../shared/testdata/tokenizers/gpt2", SUTRA_SOURCE_DIR);
+    if (sutra_is_dir (shared))
+      path = owned = shared;
+    else {
+      free (shared);
+      owned = sutra_xasprintf ("/tmp/sutra-bench-bpe-%d.json", (int) getpid ());
+      const char *specials[] = { "<|endoftext|>" };
+      const char *texts[] = { seed.p };
+      size_t lens[] = { seed.n };
+      SutraBpeTrainOptions o = { .texts = texts, .text_lens = lens, .n_texts = 1,
+                                 .vocab_size = 32768, .special_tokens = specials, .n_special = 1 };
+      if (sutra_tokenizer_train_bpe (&o, owned, &err) != SUTRA_OK)
+        return sutra_cli_fail (&err);
+      path = owned;
+    }
+  }
+  SutraTokenizer *tok = NULL;
+  if (sutra_tokenizer_load (path, &tok, &err) != SUTRA_OK)
+    return sutra_cli_fail (&err);
+  SutraTokBenchResult r;
+  int rc = 0;
+  if (sutra_tokenizer_bench (tok, text.p, text.n, (size_t) chunk, seconds, &r, &err) != SUTRA_OK)
+    rc = sutra_cli_fail (&err);
+  else {
+    struct rusage ru;
+    getrusage (RUSAGE_SELF, &ru);
+    printf ("{\"mb_per_s\":%.3f,\"tokens_per_s\":%.0f,\"threads\":1,\"shape\":\"tokenize\","
+            "\"tokenizer\":\"%s\",\"vocab_size\":%zu,\"byte_level\":%s,\"bytes\":%zu,"
+            "\"tokens\":%zu,\"chunk\":%lld,\"seconds\":%.3f,\"peak_rss_mb\":%.1f}\n",
+            r.mb_per_s, (double) r.tokens * r.passes / r.seconds, path,
+            sutra_tokenizer_vocab_size (tok), sutra_tokenizer_is_byte_level (tok) ? "true" : "false",
+            r.bytes, r.tokens, chunk, r.seconds, (double) ru.ru_maxrss / 1024.0);
+  }
+  sutra_tokenizer_free (tok);
+  if (owned && strncmp (owned, "/tmp/sutra-bench-bpe-", 21) == 0)
+    remove (owned);
+  free (owned);
+  free (seed.p);
+  free (text.p);
+  return rc;
+}
+
+SUTRA_CLI_COMMAND (bench_tokenize, "bench-tokenize",
+                   "[TOKENIZER] [--text-file FILE] [--mb N] [--chunk BYTES] [--seconds S]",
+                   "encode speed of a tokenizer on one thread (MB/s), one JSON object",
+                   cmd_bench_tokenize)
