@@ -300,11 +300,378 @@ test_real_tokenizers (void)
   run_dir (root, false);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * properties */
+
+/* Random text from a pool of troublesome pieces plus random scalar values. */
+static GString *
+random_text (GRand *r, bool allow_metaspace_char)
+{
+  static const char *const pool[] = {
+    "a", "Z", "the", " ", "  ", "   ", "\t", "\n", "\r\n", "\n\n", ".", ",", "'s", "'", "\"",
+    "123", "4", "3.14", "-", "_", "\u00e9", "e\u0301", "\u00df", "\u00c5", "\u65e5\u672c",
+    "\u4f60\u597d", "\ud55c", "\u0627\u0644", "\u0928\u092e", "\U0001F642", "\U0001F469\u200d\U0001F469",
+    "\u00a0", "\u3000", "\u200b", "\ufeff", "\xc2\x85", "<", ">", "|", "<|", "|>", "\u2581\u2581",
+    "\U0001D400", "\u1160", "\x7f", "\x01",
+  };
+  GString *s = g_string_new (NULL);
+  int n = g_rand_int_range (r, 0, 24);
+  for (int i = 0; i < n; i++) {
+    if (g_rand_int_range (r, 0, 4) == 0) {
+      gunichar c;
+      do
+        c = (gunichar) g_rand_int_range (r, 1, 0x30000);
+      while ((c >= 0xD800 && c <= 0xDFFF) || (!allow_metaspace_char && c == 0x2581));
+      g_string_append_unichar (s, c);
+    } else {
+      const char *p = pool[g_rand_int_range (r, 0, G_N_ELEMENTS (pool))];
+      if (!allow_metaspace_char && strstr (p, "\u2581"))
+        continue;
+      g_string_append (s, p);
+    }
+  }
+  return s;
+}
+
+/* decode(encode(s)) == s for tokenizers that lose nothing: byte-level BPE without a
+ * normalizer, SentencePiece BPE with byte fallback (except U+2581, which decodes to ' '). */
+static void
+test_round_trip (void)
+{
+  const char *root = test_shared_path ("tokenizers");
+  if (!root)
+    return;
+  const char *names[] = { "gpt2", "falcon-7b", "roberta-base", "llama-spm", "phi-3-mini" };
+  GRand *r = g_rand_new_with_seed (1234);
+  for (size_t k = 0; k < G_N_ELEMENTS (names); k++) {
+    char *path = g_build_filename (root, names[k], NULL);
+    SutraTokenizer *tok = load_tok (path);
+    bool spm = sutra_tokenizer_model_type (tok) == SUTRA_TOK_MODEL_BPE && !sutra_tokenizer_is_byte_level (tok);
+    for (int it = 0; it < 300; it++) {
+      GString *s = random_text (r, !spm);
+      if (spm && strstr (s->str, "<s>")) {   /* special tokens decode as themselves */
+        g_string_free (s, TRUE);
+        continue;
+      }
+      SutraEncoding enc = { 0 };
+      SutraError err = { 0 };
+      test_assert_ok (sutra_tokenizer_encode (tok, s->str, s->len, SUTRA_ENCODE_NO_PARSE_SPECIAL,
+                                              &enc, &err), &err);
+      char *out = NULL;
+      size_t olen = 0;
+      test_assert_ok (sutra_tokenizer_decode (tok, enc.ids, enc.n, 0, &out, &olen, &err), &err);
+      if (olen != s->len || memcmp (out, s->str, olen) != 0)
+        g_error ("%s: round trip of '%s' gave '%s'", names[k], s->str, out);
+      /* offsets are within the text, ordered by start, and cover every byte */
+      size_t covered = 0;
+      for (size_t i = 0; i < enc.n; i++) {
+        g_assert_cmpuint (enc.starts[i], <=, enc.ends[i]);
+        g_assert_cmpuint (enc.ends[i], <=, s->len);
+        if (i)
+          g_assert_cmpuint (enc.starts[i], >=, enc.starts[i - 1]);
+        if (enc.ends[i] > covered)
+          covered = enc.ends[i];
+      }
+      g_assert_cmpuint (covered, ==, s->len);
+      g_assert_true (stream_matches (tok, enc.ids, enc.n, 0, out, olen));
+      free (out);
+      sutra_encoding_clear (&enc);
+      g_string_free (s, TRUE);
+    }
+    sutra_tokenizer_free (tok);
+    g_free (path);
+  }
+  g_rand_free (r);
+}
+
+/* Streaming random ids (byte-level pieces of split characters, byte-fallback tokens, specials)
+ * never emits invalid UTF-8 and always adds up to the full decode. */
+static void
+test_stream_random_ids (void)
+{
+  const char *root = test_shared_path ("tokenizers");
+  if (!root)
+    return;
+  const char *names[] = { "gpt2", "llama-spm", "t5-small", "bert-base-uncased", "gpt-neox-20b" };
+  GRand *r = g_rand_new_with_seed (99);
+  for (size_t k = 0; k < G_N_ELEMENTS (names); k++) {
+    char *path = g_build_filename (root, names[k], NULL);
+    SutraTokenizer *tok = load_tok (path);
+    size_t nv = sutra_tokenizer_vocab_size (tok);
+    for (int it = 0; it < 200; it++) {
+      int32_t ids[40];
+      size_t n = (size_t) g_rand_int_range (r, 0, 40);
+      for (size_t i = 0; i < n; i++)   /* small ids are bytes / byte-fallback tokens */
+        ids[i] = g_rand_boolean (r) ? g_rand_int_range (r, 0, 300) : g_rand_int_range (r, 0, (gint32) nv);
+      for (unsigned flags = 0; flags < 2; flags++) {
+        char *out = NULL;
+        size_t olen = 0;
+        SutraError err = { 0 };
+        test_assert_ok (sutra_tokenizer_decode (tok, ids, n, flags, &out, &olen, &err), &err);
+        g_assert_true (valid_utf8 (out, olen));
+        if (!stream_matches (tok, ids, n, flags, out, olen)) {
+          show_ids ("ids", ids, n);
+          g_error ("%s: streamed text differs from decode '%s'", names[k], out);
+        }
+        free (out);
+      }
+    }
+    sutra_tokenizer_free (tok);
+    g_free (path);
+  }
+  g_rand_free (r);
+}
+
+/* Invalid UTF-8 is replaced like Python's bytes.decode('utf-8', 'replace'), and offsets
+ * point into the original bytes. */
+static void
+test_invalid_utf8 (void)
+{
+  const char *root = test_shared_path ("tokenizers/gpt2");
+  if (!root)
+    return;
+  SutraTokenizer *tok = load_tok (root);
+  static const struct { const char *raw; const char *py; } cases[] = {
+    { "a\xff" "b", "a\ufffd" "b" },
+    { "\xe2\x82", "\ufffd" },                           /* truncated sequence: one U+FFFD */
+    { "\xe2\x28\xa1", "\ufffd(\ufffd" },
+    { "\xf0\x9f\x98", "\ufffd" },
+    { "\xc0\xaf", "\ufffd\ufffd" },                      /* overlong: two */
+    { "\xed\xa0\x80", "\ufffd\ufffd\ufffd" },            /* surrogate: three */
+    { "ok\xf4\x90\x80\x80!", "ok\ufffd\ufffd\ufffd\ufffd!" },
+    { "\x80\x80 x", "\ufffd\ufffd x" },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    SutraEncoding a = { 0 }, b = { 0 };
+    SutraError err = { 0 };
+    size_t rl = strlen (cases[i].raw);
+    test_assert_ok (sutra_tokenizer_encode (tok, cases[i].raw, rl, 0, &a, &err), &err);
+    test_assert_ok (sutra_tokenizer_encode (tok, cases[i].py, strlen (cases[i].py), 0, &b, &err), &err);
+    g_assert_cmpuint (a.n, ==, b.n);
+    for (size_t k = 0; k < a.n; k++) {
+      g_assert_cmpint (a.ids[k], ==, b.ids[k]);
+      g_assert_cmpuint (a.ends[k], <=, rl);
+    }
+    if (a.n)
+      g_assert_cmpuint (a.ends[a.n - 1], ==, rl);
+    sutra_encoding_clear (&a);
+    sutra_encoding_clear (&b);
+  }
+  /* "a\xff" "b": the U+FFFD tokens span exactly the bad byte */
+  SutraEncoding e = { 0 };
+  SutraError err = { 0 };
+  test_assert_ok (sutra_tokenizer_encode (tok, "a\xff" "b", 3, 0, &e, &err), &err);
+  for (size_t k = 0; k < e.n; k++)
+    if (e.starts[k] == 1)
+      g_assert_cmpuint (e.ends[k], ==, 2);
+  sutra_encoding_clear (&e);
+  sutra_tokenizer_free (tok);
+}
+
+/* Special tokens in user text: parsed by default, plain text on request. */
+static void
+test_special_parsing (void)
+{
+  const char *root = test_shared_path ("tokenizers/gpt2");
+  if (!root)
+    return;
+  SutraTokenizer *tok = load_tok (root);
+  const char *text = "hi<|endoftext|>";
+  SutraEncoding a = { 0 }, b = { 0 };
+  SutraError err = { 0 };
+  test_assert_ok (sutra_tokenizer_encode (tok, text, strlen (text), 0, &a, &err), &err);
+  test_assert_ok (sutra_tokenizer_encode (tok, text, strlen (text), SUTRA_ENCODE_NO_PARSE_SPECIAL,
+                                          &b, &err), &err);
+  int32_t eot = sutra_tokenizer_token_to_id (tok, "<|endoftext|>", 13);
+  g_assert_cmpint (eot, ==, 50256);
+  g_assert_cmpint (a.ids[a.n - 1], ==, eot);
+  g_assert_cmpuint (a.starts[a.n - 1], ==, 2);
+  g_assert_cmpuint (a.ends[a.n - 1], ==, 15);
+  g_assert_cmpuint (b.n, >, a.n);
+  for (size_t k = 0; k < b.n; k++)
+    g_assert_cmpint (b.ids[k], !=, eot);
+  g_assert_true (sutra_tokenizer_is_special (tok, eot));
+  g_assert_false (sutra_tokenizer_is_special (tok, 0));
+  /* skip_special drops it when decoding */
+  char *out = NULL;
+  test_assert_ok (sutra_tokenizer_decode (tok, a.ids, a.n, SUTRA_DECODE_SKIP_SPECIAL, &out, NULL, &err),
+                  &err);
+  g_assert_cmpstr (out, ==, "hi");
+  free (out);
+  sutra_encoding_clear (&a);
+  sutra_encoding_clear (&b);
+  sutra_tokenizer_free (tok);
+}
+
+/* Special-token roles and add_bos/add_eos from tokenizer_config.json or the template. */
+static void
+test_roles (void)
+{
+  const char *root = test_shared_path ("tokenizers");
+  if (!root)
+    return;
+  static const struct { const char *name; const char *bos, *eos, *pad, *unk; bool abos, aeos; } cases[] = {
+    { "llama-spm", "<s>", "</s>", "<unk>", "<unk>", true, false },
+    { "phi-3-mini", "<s>", "<|endoftext|>", "<|endoftext|>", "<unk>", false, false },
+    { "t5-small", NULL, "</s>", "<pad>", "<unk>", false, true },
+    { "bert-base-uncased", "[CLS]", "[SEP]", "[PAD]", "[UNK]", true, true },
+    { "roberta-base", "<s>", "</s>", "<pad>", "<unk>", true, true },
+    { "gpt2", "<|endoftext|>", "<|endoftext|>", NULL, NULL, false, false },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    char *path = g_build_filename (root, cases[i].name, NULL);
+    SutraTokenizer *tok = load_tok (path);
+    const char *want[4] = { cases[i].bos, cases[i].eos, cases[i].pad, cases[i].unk };
+    for (int r = 0; r < 4; r++) {
+      const char *got = sutra_tokenizer_role_token (tok, (SutraTokRole) r);
+      if (g_strcmp0 (got, want[r]) != 0)
+        g_error ("%s: role %d is '%s', expected '%s'", cases[i].name, r, got, want[r]);
+      if (want[r])
+        g_assert_cmpint (sutra_tokenizer_role_id (tok, (SutraTokRole) r), ==,
+                         sutra_tokenizer_token_to_id (tok, want[r], strlen (want[r])));
+    }
+    g_assert_cmpint (sutra_tokenizer_adds_bos (tok), ==, cases[i].abos);
+    g_assert_cmpint (sutra_tokenizer_adds_eos (tok), ==, cases[i].aeos);
+    sutra_tokenizer_free (tok);
+    g_free (path);
+  }
+}
+
+/* GGUF accessors: merges in file order, scores, token types, pre-tokenizer regexes. */
+static void
+test_export (void)
+{
+  const char *root = test_shared_path ("tokenizers");
+  if (!root)
+    return;
+  char *p = g_build_filename (root, "llama-spm", NULL);
+  SutraTokenizer *tok = load_tok (p);
+  g_assert_cmpint (sutra_tokenizer_model_type (tok), ==, SUTRA_TOK_MODEL_BPE);
+  g_assert_false (sutra_tokenizer_is_byte_level (tok));
+  g_assert_cmpuint (sutra_tokenizer_n_merges (tok), ==, 61249);
+  g_assert_cmpstr (sutra_tokenizer_merge (tok, 0), ==, "\u2581 t");
+  int32_t t = sutra_tokenizer_token_to_id (tok, "\u2581t", strlen ("\u2581t"));
+  g_assert_cmpfloat (sutra_tokenizer_token_score (tok, t), ==, -1.0f);
+  g_assert_cmpint (sutra_tokenizer_token_type (tok, 0), ==, SUTRA_TOKEN_TYPE_UNKNOWN);
+  g_assert_cmpint (sutra_tokenizer_token_type (tok, 1), ==, SUTRA_TOKEN_TYPE_CONTROL);
+  g_assert_cmpint (sutra_tokenizer_token_type (tok, 3), ==, SUTRA_TOKEN_TYPE_BYTE);
+  g_assert_cmpint (sutra_tokenizer_token_type (tok, t), ==, SUTRA_TOKEN_TYPE_NORMAL);
+  g_assert_cmpint (sutra_tokenizer_token_type (tok, 40000), ==, SUTRA_TOKEN_TYPE_UNUSED);
+  g_assert_cmpuint (sutra_tokenizer_n_pretok_regexes (tok), ==, 0);
+  sutra_tokenizer_free (tok);
+  g_free (p);
+  p = g_build_filename (root, "falcon-7b", NULL);
+  tok = load_tok (p);
+  g_assert_true (sutra_tokenizer_is_byte_level (tok));
+  g_assert_cmpuint (sutra_tokenizer_n_pretok_regexes (tok), ==, 2);
+  g_assert_cmpstr (sutra_tokenizer_pretok_regex (tok, 1), ==, "[0-9][0-9][0-9]");
+  g_assert_nonnull (strstr (sutra_tokenizer_pretok_regex (tok, 0), "\\p{L}+"));
+  sutra_tokenizer_free (tok);
+  g_free (p);
+  p = g_build_filename (root, "t5-small", NULL);
+  tok = load_tok (p);
+  g_assert_cmpint (sutra_tokenizer_model_type (tok), ==, SUTRA_TOK_MODEL_UNIGRAM);
+  g_assert_cmpuint (sutra_tokenizer_n_merges (tok), ==, 0);
+  g_assert_cmpfloat (sutra_tokenizer_token_score (tok, 5), <, 0.0f);
+  g_assert_cmpuint (sutra_tokenizer_vocab_size (tok), ==, 32100);
+  sutra_tokenizer_free (tok);
+  g_free (p);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * malformed files */
+
+static void
+expect_load_error (const char *json, SutraStatus code, const char *needle)
+{
+  SutraTokenizer *tok = NULL;
+  SutraError err = { 0 };
+  SutraStatus st = sutra_tokenizer_load_json (json, strlen (json), NULL, 0, "bad.json", &tok, &err);
+  if (st != code || !strstr (err.message, needle))
+    g_error ("loading %.80s: got %s '%s', expected %s containing '%s'", json,
+             sutra_status_name (st), err.message, sutra_status_name (code), needle);
+  g_assert_null (tok);
+  g_assert_true (g_str_has_prefix (err.message, "bad.json: "));
+}
+
+#define BPE_MODEL(vocab, merges) \
+  "{\"version\":\"1.0\",\"added_tokens\":[],\"model\":{\"type\":\"BPE\",\"vocab\":" vocab \
+  ",\"merges\":" merges "}"
+
+static void
+test_malformed (void)
+{
+  expect_load_error ("", SUTRA_ERR_FORMAT, "invalid JSON");
+  expect_load_error ("{\"model\": {", SUTRA_ERR_FORMAT, "unexpected end of file");
+  expect_load_error ("[1,2]", SUTRA_ERR_FORMAT, "JSON object");
+  expect_load_error ("{} x", SUTRA_ERR_FORMAT, "trailing");
+  expect_load_error ("{\"a\":\"\xff\"}", SUTRA_ERR_FORMAT, "UTF-8");
+  expect_load_error ("{}", SUTRA_ERR_FORMAT, "model");
+  expect_load_error (BPE_MODEL ("{\"a\":0,\"b\":1,\"ab\":2}", "[\"a c\"]") "}", SUTRA_ERR_FORMAT,
+                     "model.merges[0]: unknown token 'c'");
+  expect_load_error (BPE_MODEL ("{\"a\":0,\"b\":1,\"ab\":2}", "[\"a b\",\"ab\"]") "}", SUTRA_ERR_FORMAT,
+                     "model.merges[1]");
+  expect_load_error (BPE_MODEL ("{\"a\":0,\"b\":0}", "[]") "}", SUTRA_ERR_FORMAT, "both have id 0");
+  expect_load_error (BPE_MODEL ("{\"a\":-1}", "[]") "}", SUTRA_ERR_FORMAT, "id -1");
+  expect_load_error (BPE_MODEL ("{\"a\":4000000000}", "[]") "}", SUTRA_ERR_FORMAT, "id 4000000000");
+  expect_load_error (BPE_MODEL ("{\"a\":\"x\"}", "[]") "}", SUTRA_ERR_FORMAT, "must be an integer");
+  expect_load_error (BPE_MODEL ("[]", "[]") "}", SUTRA_ERR_FORMAT, "vocab");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "{}") "}", SUTRA_ERR_FORMAT, "'merges' must be an array");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[7]") "}", SUTRA_ERR_FORMAT, "model.merges[0]");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]") ",\"version\":\"2.0\"}", SUTRA_ERR_UNSUPPORTED,
+                     "version");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]")
+                     ",\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}}", SUTRA_ERR_UNSUPPORTED,
+                     "pre_tokenizer.type 'UnicodeScripts' is not supported");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]")
+                     ",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Upper\"}]}}",
+                     SUTRA_ERR_UNSUPPORTED, "normalizer.normalizers[0].type 'Upper' is not supported");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]") ",\"normalizer\":{\"type\":\"Precompiled\","
+                     "\"precompiled_charsmap\":\"@@@\"}}", SUTRA_ERR_FORMAT, "base64");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]") ",\"pre_tokenizer\":{\"type\":\"Split\","
+                     "\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\",\"invert\":false}}",
+                     SUTRA_ERR_UNSUPPORTED, "does not compile");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]") ",\"decoder\":{\"type\":\"Strip\",\"content\":\"ab\"}}",
+                     SUTRA_ERR_FORMAT, "single character");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]") ",\"post_processor\":{\"type\":\"TemplateProcessing\","
+                     "\"single\":[{\"SpecialToken\":{\"id\":\"[X]\"}}],\"special_tokens\":{}}}",
+                     SUTRA_ERR_FORMAT, "special token '[X]'");
+  expect_load_error ("{\"model\":{\"type\":\"BPE\",\"dropout\":0.1,\"vocab\":{},\"merges\":[]}}",
+                     SUTRA_ERR_UNSUPPORTED, "dropout");
+  expect_load_error ("{\"model\":{\"type\":\"WordLevel\",\"vocab\":{}}}", SUTRA_ERR_UNSUPPORTED,
+                     "model.type 'WordLevel' is not supported");
+  expect_load_error ("{\"model\":{\"type\":\"Unigram\",\"unk_id\":5,\"vocab\":[[\"a\",0.0]]}}",
+                     SUTRA_ERR_FORMAT, "unk_id");
+  expect_load_error ("{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\"]]}}", SUTRA_ERR_FORMAT,
+                     "model.vocab[0]");
+  expect_load_error (BPE_MODEL ("{\"a\":0}", "[]") ",\"added_tokens\":[{\"content\":\"x\"}]}",
+                     SUTRA_ERR_FORMAT, "added_tokens[0]: missing 'id'");
+  /* deep nesting is refused, not a stack overflow */
+  GString *deep = g_string_new ("{\"model\":");
+  for (int i = 0; i < 2000; i++)
+    g_string_append_c (deep, '[');
+  expect_load_error (deep->str, SUTRA_ERR_FORMAT, "invalid JSON");
+  g_string_free (deep, TRUE);
+  /* a missing file */
+  SutraTokenizer *tok = NULL;
+  SutraError err = { 0 };
+  g_assert_cmpint (sutra_tokenizer_load ("/nonexistent/tokenizer.json", &tok, &err), ==,
+                   SUTRA_ERR_NOT_FOUND);
+  g_assert_nonnull (strstr (err.message, "/nonexistent/tokenizer.json"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/engine/tokenizer/hf-refs", test_hf_refs);
   g_test_add_func ("/engine/tokenizer/real-tokenizers", test_real_tokenizers);
+  g_test_add_func ("/engine/tokenizer/round-trip", test_round_trip);
+  g_test_add_func ("/engine/tokenizer/stream-random-ids", test_stream_random_ids);
+  g_test_add_func ("/engine/tokenizer/invalid-utf8", test_invalid_utf8);
+  g_test_add_func ("/engine/tokenizer/special-parsing", test_special_parsing);
+  g_test_add_func ("/engine/tokenizer/roles", test_roles);
+  g_test_add_func ("/engine/tokenizer/export", test_export);
+  g_test_add_func ("/engine/tokenizer/malformed", test_malformed);
   return g_test_run ();
 }

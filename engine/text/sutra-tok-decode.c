@@ -490,6 +490,31 @@ ends_with_fffd (const SBuf *b)
   return b->n >= 3 && memcmp (b->p + b->n - 3, "\xEF\xBF\xBD", 3) == 0;
 }
 
+/* True when the decoder chain has ByteFallback and the token list ends in a <0xNN> run:
+ * ByteFallback turns a whole run into U+FFFDs if any later byte makes it invalid UTF-8,
+ * so text from an open run may still change and is held back. */
+static bool
+open_byte_run (const SutraDetokenizer *d)
+{
+  const SutraTokenizer *tok = d->tok;
+  bool bf = false;
+  for (size_t k = 0; k < tok->n_decs; k++)
+    bf |= tok->decs[k].kind == SUTRA_DEC_BYTEFALLBACK;
+  if (!bf)
+    return false;
+  for (size_t i = d->n; i-- > 0;) {
+    size_t len;
+    const char *s = decode_token (tok, d->ids[i], &len);
+    if (!s)
+      continue;
+    if ((d->flags & SUTRA_DECODE_SKIP_SPECIAL) && sutra_strmap_get (&tok->special_set, s, len) >= 0)
+      continue;
+    Str t = { s, len };
+    return byte_token (&t) >= 0;
+  }
+  return false;
+}
+
 const char *
 sutra_detokenizer_feed (SutraDetokenizer *d, int32_t id, size_t *len)
 {
@@ -498,7 +523,7 @@ sutra_detokenizer_feed (SutraDetokenizer *d, int32_t id, size_t *len)
   if (d->prefix.n == 0 && d->n > 0) {
     SBuf np = { 0 };
     dt_decode (d, d->ids, d->n, &np);
-    if (!ends_with_fffd (&np)) {
+    if (!ends_with_fffd (&np) && !open_byte_run (d)) {
       d->prefix.n = 0;
       sb_add (&d->prefix, np.p, np.n);
       d->prefix_index = d->n;
@@ -512,7 +537,7 @@ sutra_detokenizer_feed (SutraDetokenizer *d, int32_t id, size_t *len)
   d->ids[d->n++] = id;
   SBuf s = { 0 };
   dt_decode (d, d->ids, d->n, &s);
-  if (s.n > d->prefix.n && !ends_with_fffd (&s)) {
+  if (s.n > d->prefix.n && !ends_with_fffd (&s) && !open_byte_run (d)) {
     if (memcmp (s.p, d->prefix.p, d->prefix.n) != 0) {
       /* the decoder rewrote already-emitted text (not seen with the decoders we
        * support): restart the window at this id */
