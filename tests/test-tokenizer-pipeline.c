@@ -463,12 +463,41 @@ test_unigram_model (void)
   g_free (j3);
 }
 
+/* The Llama-3 and Qwen2 split patterns (Split + ByteLevel without its own regex) */
+static void
+test_llama3_qwen2_patterns (void)
+{
+  const char *llama3 =
+    "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?"
+    "\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+    "\"behavior\":\"Isolated\",\"invert\":false}";
+  const char *text = "Hello world's 12345 test\n\n  x IT'S";
+  CHECK (NULL, llama3, NULL, text, 0, { "Hello", 0, 5 }, { " world", 5, 11 }, { "'s", 11, 13 },
+         { " ", 13, 14 }, { "123", 14, 17 }, { "45", 17, 19 }, { " test", 19, 24 },
+         { "\n\n", 24, 26 }, { " ", 26, 27 }, { " x", 27, 29 }, { " IT", 29, 32 }, { "'S", 32, 34 });
+  /* Qwen2: single digits */
+  char *qwen = g_strdup (llama3);
+  char *p = strstr (qwen, "{1,3}");
+  memmove (p, p + 5, strlen (p + 5) + 1);
+  CHECK (NULL, qwen, NULL, "a 2024!", 0, { "a", 0, 1 }, { " ", 1, 2 }, { "2", 2, 3 }, { "0", 3, 4 },
+         { "2", 4, 5 }, { "4", 5, 6 }, { "!", 6, 7 });
+  g_free (qwen);
+  /* with the byte-level map after it (Llama-3 layout): pieces are byte-level strings */
+  char *seq = g_strdup_printf ("{\"type\":\"Sequence\",\"pretokenizers\":[%s,{\"type\":\"ByteLevel\","
+                               "\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":false}]}",
+                               llama3);
+  CHECK (NULL, seq, NULL, "Hi  \u00e9t\u00e9\n", 0, { "Hi", 0, 2 }, { "\u0120", 2, 3 },
+         { "\u0120\u00c3\u00a9t\u00c3\u00a9", 3, 9 }, { "\u010a", 9, 10 });
+  g_free (seq);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/engine/tokenizer/split-behaviors", test_split_behaviors);
   g_test_add_func ("/engine/tokenizer/metaspace", test_metaspace);
+  g_test_add_func ("/engine/tokenizer/llama3-qwen2-patterns", test_llama3_qwen2_patterns);
   g_test_add_func ("/engine/tokenizer/char-pretokenizers", test_char_pretokenizers);
   g_test_add_func ("/engine/tokenizer/whitespace-only", test_whitespace_only);
   g_test_add_func ("/engine/tokenizer/added-tokens", test_added_tokens);

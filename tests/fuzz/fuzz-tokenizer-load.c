@@ -13,7 +13,7 @@ exercise (const SutraTokenizer *tok)
 {
   static const char *const texts[] = {
     "Hello world", "  leading and <s> trailing  ", "\xe6\x97\xa5\xe6\x9c\xac 123 caf\xc3\xa9",
-    "a\xff" "b\xe2\x82", "", "<|endoftext|>[CLS]</s>\n\n\t x",
+    ("a\xff" "b\xe2\x82"), "", "<|endoftext|>[CLS]</s>\n\n\t x",
   };
   for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
     for (unsigned flags = 0; flags < 4; flags++) {
