@@ -212,8 +212,14 @@ sutra_uc_is_punctuation (uint32_t c)
 bool
 sutra_uc_is_other (uint32_t c)
 {
+  /* unicode_categories 0.1.1 (what HF's BertNormalizer calls): Cc | Cf | Co, where its
+   * tables are the lines of UnicodeData.txt, so of each private-use range only the
+   * <First> and <Last> code points are listed. Unassigned (Cn) is not "other". */
   utf8proc_category_t k = utf8proc_category ((utf8proc_int32_t) c);
-  return k == UTF8PROC_CATEGORY_CN || k >= UTF8PROC_CATEGORY_CC;
+  if (k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF)
+    return true;
+  return c == 0xE000 || c == 0xF8FF || c == 0xF0000 || c == 0xFFFFD || c == 0x100000
+         || c == 0x10FFFD;
 }
 
 bool

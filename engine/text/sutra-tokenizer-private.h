@@ -46,7 +46,7 @@ bool sutra_uc_is_whitespace (uint32_t c);     /* Unicode White_Space (Rust char:
 bool sutra_uc_is_alphabetic (uint32_t c);     /* approx. Alphabetic: L, Nl, Other_Alphabetic */
 bool sutra_uc_is_numeric (uint32_t c);        /* Nd | Nl | No (Rust char::is_numeric) */
 bool sutra_uc_is_punctuation (uint32_t c);    /* ASCII punctuation or P* */
-bool sutra_uc_is_other (uint32_t c);          /* C* (Cc Cf Cs Co Cn) */
+bool sutra_uc_is_other (uint32_t c);          /* unicode_categories is_other: Cc, Cf, Co ends */
 bool sutra_uc_is_mark (uint32_t c);           /* M* */
 bool sutra_uc_is_mark_nonspacing (uint32_t c);/* Mn */
 bool sutra_uc_is_word (uint32_t c);           /* Rust regex \w: Alphabetic|M|Nd|Pc|Join_Control */
