@@ -199,21 +199,19 @@ sutra_tok_regex_next (SutraTokCtx *c, int slot, const char *s, size_t n, size_t 
                       size_t *last_end, size_t *ms, size_t *me)
 {
   const pcre2_code *re = c->tok->regexes[slot];
-  if (!c->md[slot])
-    c->md[slot] = pcre2_match_data_create_from_pattern (re, NULL);
-  if (!c->mctx) {
-    c->mctx = pcre2_match_context_create (NULL);
-    c->jit = pcre2_jit_stack_create (32 * 1024, 8 * 1024 * 1024, NULL);
-    if (c->jit)
-      pcre2_jit_stack_assign (c->mctx, NULL, c->jit);
-  }
+  /* one small match block serves every pattern: only group 0 is read, and PCRE2 still
+   * fills it (returning 0) when the vector is too short for the other groups. The JIT
+   * runs on its default 32 KiB machine stack; a pattern needing more falls back to the
+   * interpreter below. */
+  if (!c->md)
+    c->md = pcre2_match_data_create (1, NULL);
   for (;;) {
     if (*pos > n)
       return false;
-    int rc = pcre2_match (re, (PCRE2_SPTR) s, n, *pos, PCRE2_NO_UTF_CHECK, c->md[slot], c->mctx);
+    int rc = pcre2_match (re, (PCRE2_SPTR) s, n, *pos, PCRE2_NO_UTF_CHECK, c->md, NULL);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-      rc = pcre2_match (re, (PCRE2_SPTR) s, n, *pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                        c->md[slot], c->mctx);
+      rc = pcre2_match (re, (PCRE2_SPTR) s, n, *pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, c->md,
+                        NULL);
     if (rc == PCRE2_ERROR_NOMATCH)
       return false;
     if (rc < 0) {
@@ -223,7 +221,7 @@ sutra_tok_regex_next (SutraTokCtx *c, int slot, const char *s, size_t n, size_t 
                       c->tok->regex_sources[slot], (char *) msg);
       return false;
     }
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer (c->md[slot]);
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer (c->md);
     size_t s0 = ov[0], e0 = ov[1];
     if (e0 < s0)   /* \K tricks; treat as empty at e0 */
       s0 = e0;

@@ -24,20 +24,13 @@ sutra_tok_ctx_init (SutraTokCtx *c, const SutraTokenizer *tok, SutraError *err)
   c->err = err;
   c->status = SUTRA_OK;
   c->parse_special = true;
-  c->md = sutra_xcalloc (tok->n_regexes ? tok->n_regexes : 1, sizeof *c->md);
 }
 
 void
 sutra_tok_ctx_clear (SutraTokCtx *c)
 {
-  for (size_t i = 0; i < c->tok->n_regexes; i++)
-    if (c->md[i])
-      pcre2_match_data_free (c->md[i]);
-  free (c->md);
-  if (c->mctx)
-    pcre2_match_context_free (c->mctx);
-  if (c->jit)
-    pcre2_jit_stack_free (c->jit);
+  if (c->md)
+    pcre2_match_data_free (c->md);
   sutra_arena_free (&c->arena);
   free (c->cps);
   free (c->chg);

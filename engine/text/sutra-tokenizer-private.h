@@ -344,9 +344,7 @@ struct SutraTokenizer {
 typedef struct {
   const SutraTokenizer *tok;
   SutraArena arena;
-  pcre2_match_data **md;         /* [tok->n_regexes], created on first use */
-  pcre2_match_context *mctx;
-  pcre2_jit_stack *jit;
+  pcre2_match_data *md;          /* created on first regex use; shared by all patterns */
   SutraError *err;
   SutraStatus status;
   bool parse_special;
