@@ -271,8 +271,9 @@ train (Trainer *t, size_t vocab_size, int64_t min_freq)
   size_t bcap = 0;
   while (t->n_tok < vocab_size && t->hn) {
     HeapEnt top = heap_pop (t);
-    uint64_t pv;
-    sutra_u64map_get (&t->pair_idx, top.key, &pv);
+    uint64_t pv = 0;
+    bool found = sutra_u64map_get (&t->pair_idx, top.key, &pv);
+    SUTRA_ASSERT (found);
     uint32_t p = (uint32_t) pv;
     if (t->pair_count[p] != top.count) {   /* stale: re-queue with the current count */
       if (t->pair_count[p] > 0)

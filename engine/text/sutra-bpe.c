@@ -329,21 +329,13 @@ build_word (SutraTokCtx *c, const SutraTokModel *m, const char *w, size_t n, Wor
   return true;
 }
 
-bool
-sutra_bpe_tokenize (SutraTokCtx *c, const SutraPiece *p)
+/* Tokenizes bytes [a, b) of the piece as one word and emits its tokens. */
+static bool
+bpe_word (SutraTokCtx *c, const SutraPiece *p, size_t a, size_t b)
 {
   const SutraTokModel *m = &c->tok->model;
-  const char *w = p->s;
-  size_t n = p->len;
-  if (n == 0)
-    return true;
-  if (m->ignore_merges) {
-    int32_t id = sutra_strmap_get (&m->vocab, w, n);
-    if (id >= 0) {
-      sutra_tok_emit_piece (c, p, id, 0, n, NULL, 0);
-      return true;
-    }
-  }
+  const char *w = p->s + a;
+  size_t n = b - a;
   int32_t cids[CACHE_NMAX];
   uint8_t clens[CACHE_NMAX];
   size_t cn = 0;
@@ -352,7 +344,7 @@ sutra_bpe_tokenize (SutraTokCtx *c, const SutraPiece *p)
   if (cacheable) {
     h = sutra_hash_bytes (w, n);
     if (cache_get (m->cache, h, w, n, cids, clens, &cn)) {
-      size_t pos = 0;
+      size_t pos = a;
       for (size_t i = 0; i < cn; i++) {
         sutra_tok_emit_piece (c, p, cids[i], pos, pos + clens[i], NULL, 0);
         pos += clens[i];
@@ -368,22 +360,57 @@ sutra_bpe_tokenize (SutraTokCtx *c, const SutraPiece *p)
     return false;
   Merge *heap = sutra_tok_scratch (c, 2, (word.n * 2 + 4) * sizeof (Merge) * 2);
   merge_all (m, &word, heap);
-  size_t pos = 0;
+  size_t pos = a;
   cn = 0;
   bool fits = cacheable;
   for (size_t i = 0; i < word.n; i++) {
-    Sym *s = &word.sym[i];
-    if (s->len == 0)
+    Sym *sy = &word.sym[i];
+    if (sy->len == 0)
       continue;
-    sutra_tok_emit_piece (c, p, s->id, pos, pos + s->len, NULL, 0);
-    pos += s->len;
-    if (fits && cn < CACHE_NMAX && s->len < 256) {
-      cids[cn] = s->id;
-      clens[cn++] = (uint8_t) s->len;
+    sutra_tok_emit_piece (c, p, sy->id, pos, pos + sy->len, NULL, 0);
+    pos += sy->len;
+    if (fits && cn < CACHE_NMAX && sy->len < 256) {
+      cids[cn] = sy->id;
+      clens[cn++] = (uint8_t) sy->len;
     } else
       fits = false;
   }
   if (fits)
     cache_put (m->cache, h, w, n, cids, clens, cn);
   return true;
+}
+
+#define META "\xE2\x96\x81"   /* U+2581, SentencePiece's space */
+
+bool
+sutra_bpe_tokenize (SutraTokCtx *c, const SutraPiece *p)
+{
+  const SutraTokModel *m = &c->tok->model;
+  size_t n = p->len;
+  if (n == 0)
+    return true;
+  if (m->ignore_merges) {
+    int32_t id = sutra_strmap_get (&m->vocab, p->s, n);
+    if (id >= 0) {
+      sutra_tok_emit_piece (c, p, id, 0, n, NULL, 0);
+      return true;
+    }
+  }
+  if (!m->meta_split)
+    return bpe_word (c, p, 0, n);
+  /* No vocab token has U+2581 right after another char, so no merge can join the text
+   * before such a U+2581 with the U+2581: each segment is an independent BPE word (the
+   * merges inside one segment never see the others, so HF's global (rank, position)
+   * order gives the same result) and can use the word cache. */
+  size_t start = 0;
+  for (size_t i = 1; i + 3 <= n; i++) {
+    if (memcmp (p->s + i, META, 3) != 0)
+      continue;
+    if (i >= 3 && memcmp (p->s + i - 3, META, 3) == 0)
+      continue;
+    if (!bpe_word (c, p, start, i))
+      return false;
+    start = i;
+  }
+  return bpe_word (c, p, start, n);
 }

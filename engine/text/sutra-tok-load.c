@@ -277,6 +277,20 @@ load_model (Ld *l, json_object *model)
           m->char_ids[cp] = sutra_strmap_get (&m->vocab, u, ul);
         }
       m->cache = sutra_bpe_cache_new ();
+      /* SentencePiece-style vocabularies where U+2581 only ever follows U+2581 inside a
+       * token: pieces can be cut before each word's U+2581 (sutra-bpe.c) */
+      m->meta_split = !m->prefix_len && !m->suffix_len && !m->ignore_merges
+                      && sutra_strmap_get (&m->vocab, "\xE2\x96\x81", 3) >= 0;
+      for (size_t id = 0; m->meta_split && id < m->n_ids; id++) {
+        const char *t = m->vocab_r[id];
+        size_t tl = m->vocab_r_len[id];
+        for (size_t k = 1; t && k + 3 <= tl; k++)
+          if (memcmp (t + k, "\xE2\x96\x81", 3) == 0
+              && !(k >= 3 && memcmp (t + k - 3, "\xE2\x96\x81", 3) == 0)) {
+            m->meta_split = false;
+            break;
+          }
+      }
     }
   }
   for (int b = 0; b < 256; b++) {

@@ -478,60 +478,35 @@ sutra_strmap_put (SutraStrMap *m, const char *k, size_t len, int32_t val)
 /* ---------------------------------------------------------------------------------------
  * u64 -> u64 map */
 
-/* Fibonacci hashing: one multiply, the high bits pick the slot. */
-static inline size_t
-u64_slot (uint64_t k, size_t mask)
-{
-  uint64_t h = (k ^ (k >> 29)) * 0x9E3779B97F4A7C15ULL;
-  return (size_t) (h >> 32) & mask;
-}
-
 void
 sutra_u64map_init (SutraU64Map *m, size_t expect)
 {
   m->cap = pow2_at_least (expect * 2 + 1);
   m->count = 0;
-  m->keys = sutra_xmalloc (m->cap * sizeof *m->keys);
-  m->vals = sutra_xmalloc (m->cap * sizeof *m->vals);
-  memset (m->keys, 0xFF, m->cap * sizeof *m->keys);
+  m->ents = sutra_xmalloc (m->cap * sizeof *m->ents);
+  for (size_t i = 0; i < m->cap; i++)
+    m->ents[i].k = UINT64_MAX;
 }
 
 void
 sutra_u64map_free (SutraU64Map *m)
 {
-  free (m->keys);
-  free (m->vals);
+  free (m->ents);
   memset (m, 0, sizeof *m);
-}
-
-bool
-sutra_u64map_get (const SutraU64Map *m, uint64_t k, uint64_t *v)
-{
-  if (!m->keys)
-    return false;
-  size_t mask = m->cap - 1;
-  for (size_t i = u64_slot (k, mask);; i = (i + 1) & mask) {
-    if (m->keys[i] == k) {
-      *v = m->vals[i];
-      return true;
-    }
-    if (m->keys[i] == UINT64_MAX)
-      return false;
-  }
 }
 
 static void
 u64map_insert (SutraU64Map *m, uint64_t k, uint64_t v)
 {
   size_t mask = m->cap - 1;
-  for (size_t i = u64_slot (k, mask);; i = (i + 1) & mask) {
-    if (m->keys[i] == k) {
-      m->vals[i] = v;
+  for (size_t i = sutra_u64_slot (k, mask);; i = (i + 1) & mask) {
+    if (m->ents[i].k == k) {
+      m->ents[i].v = v;
       return;
     }
-    if (m->keys[i] == UINT64_MAX) {
-      m->keys[i] = k;
-      m->vals[i] = v;
+    if (m->ents[i].k == UINT64_MAX) {
+      m->ents[i].k = k;
+      m->ents[i].v = v;
       m->count++;
       return;
     }
@@ -542,21 +517,20 @@ void
 sutra_u64map_put (SutraU64Map *m, uint64_t k, uint64_t v)
 {
   SUTRA_ASSERT (k != UINT64_MAX);
-  if (!m->keys)
+  if (!m->ents)
     sutra_u64map_init (m, 16);
   if ((m->count + 1) * 2 > m->cap) {
-    uint64_t *ok = m->keys, *ov = m->vals;
+    SutraU64Ent *old = m->ents;
     size_t oc = m->cap;
     m->cap *= 2;
     m->count = 0;
-    m->keys = sutra_xmalloc (m->cap * sizeof *m->keys);
-    m->vals = sutra_xmalloc (m->cap * sizeof *m->vals);
-    memset (m->keys, 0xFF, m->cap * sizeof *m->keys);
+    m->ents = sutra_xmalloc (m->cap * sizeof *m->ents);
+    for (size_t i = 0; i < m->cap; i++)
+      m->ents[i].k = UINT64_MAX;
     for (size_t i = 0; i < oc; i++)
-      if (ok[i] != UINT64_MAX)
-        u64map_insert (m, ok[i], ov[i]);
-    free (ok);
-    free (ov);
+      if (old[i].k != UINT64_MAX)
+        u64map_insert (m, old[i].k, old[i].v);
+    free (old);
   }
   u64map_insert (m, k, v);
 }

@@ -92,14 +92,40 @@ int32_t sutra_strmap_put (SutraStrMap *m, const char *k, size_t len, int32_t val
 const char *sutra_strmap_key (const SutraStrMap *m, const char *k, size_t len);
 
 typedef struct {
-  uint64_t *keys;      /* UINT64_MAX = empty */
-  uint64_t *vals;
+  uint64_t k;          /* UINT64_MAX = empty */
+  uint64_t v;
+} SutraU64Ent;
+typedef struct {
+  SutraU64Ent *ents;   /* key and value side by side: one cache line per probe */
   size_t cap, count;
 } SutraU64Map;
 void sutra_u64map_init (SutraU64Map *m, size_t expect);
 void sutra_u64map_free (SutraU64Map *m);
-bool sutra_u64map_get (const SutraU64Map *m, uint64_t k, uint64_t *v);
 void sutra_u64map_put (SutraU64Map *m, uint64_t k, uint64_t v);
+
+/* Fibonacci hashing: one multiply, the high bits pick the slot. */
+static inline size_t
+sutra_u64_slot (uint64_t k, size_t mask)
+{
+  uint64_t h = (k ^ (k >> 29)) * 0x9E3779B97F4A7C15ULL;
+  return (size_t) (h >> 32) & mask;
+}
+
+static inline bool
+sutra_u64map_get (const SutraU64Map *m, uint64_t k, uint64_t *v)
+{
+  if (!m->ents)
+    return false;
+  size_t mask = m->cap - 1;
+  for (size_t i = sutra_u64_slot (k, mask);; i = (i + 1) & mask) {
+    if (m->ents[i].k == k) {
+      *v = m->ents[i].v;
+      return true;
+    }
+    if (m->ents[i].k == UINT64_MAX)
+      return false;
+  }
+}
 
 /* ---------------------------------------------------------------------------------------
  * Pieces (HF NormalizedString) */
@@ -288,6 +314,7 @@ typedef struct {
   int32_t byte_ids[256];     /* "<0xNN>" ids or -1 (byte fallback) */
   int32_t char_ids[2048];    /* id of the single char U+0000..U+07FF, -1 absent (no prefix/suffix) */
   bool char_table;
+  bool meta_split;            /* BPE words may be cut before a U+2581 (see sutra-bpe.c) */
   SutraBpeCache *cache;
   float *rank_score;         /* [n_ids] export score: -rank of the producing merge, else 0 */
   /* WordPiece */
