@@ -4,6 +4,7 @@
 #include "test-util.h"
 #include "sutra-tokenizer.h"
 #include "sutra-tokenizer-export.h"
+#include "sutra-tokenizer-private.h"   /* white-box: meta_split switch */
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -660,6 +661,37 @@ test_malformed (void)
   g_assert_nonnull (strstr (err.message, "/nonexistent/tokenizer.json"));
 }
 
+/* Cutting SentencePiece BPE pieces before each word's U+2581 (a speed-up) gives exactly the
+ * ids of running BPE over the whole piece. */
+static void
+test_meta_split_equivalence (void)
+{
+  const char *root = test_shared_path ("tokenizers/llama-spm");
+  if (!root)
+    return;
+  SutraTokenizer *cut = load_tok (root), *whole = load_tok (root);
+  g_assert_true (cut->model.meta_split);
+  whole->model.meta_split = false;
+  GRand *r = g_rand_new_with_seed (77);
+  for (int it = 0; it < 400; it++) {
+    GString *s = random_text (r, true);
+    SutraEncoding a = { 0 }, b = { 0 };
+    SutraError err = { 0 };
+    test_assert_ok (sutra_tokenizer_encode (cut, s->str, s->len, 0, &a, &err), &err);
+    test_assert_ok (sutra_tokenizer_encode (whole, s->str, s->len, 0, &b, &err), &err);
+    g_assert_cmpuint (a.n, ==, b.n);
+    g_assert_true (memcmp (a.ids, b.ids, a.n * sizeof *a.ids) == 0);
+    g_assert_true (memcmp (a.starts, b.starts, a.n * sizeof *a.starts) == 0);
+    g_assert_true (memcmp (a.ends, b.ends, a.n * sizeof *a.ends) == 0);
+    sutra_encoding_clear (&a);
+    sutra_encoding_clear (&b);
+    g_string_free (s, TRUE);
+  }
+  g_rand_free (r);
+  sutra_tokenizer_free (cut);
+  sutra_tokenizer_free (whole);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -673,5 +705,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/tokenizer/roles", test_roles);
   g_test_add_func ("/engine/tokenizer/export", test_export);
   g_test_add_func ("/engine/tokenizer/malformed", test_malformed);
+  g_test_add_func ("/engine/tokenizer/meta-split-equivalence", test_meta_split_equivalence);
   return g_test_run ();
 }
