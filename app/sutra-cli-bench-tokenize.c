@@ -10,7 +10,8 @@
  *   {"mb_per_s":..,"tokens_per_s":..,"threads":1,"shape":"tokenize","tokenizer":"..",
  *    "vocab_size":..,"bytes":..,"tokens":..,"chunk":..,"seconds":..,"peak_rss_mb":..}
  * Without TOKENIZER it uses ../shared/testdata/tokenizers/gpt2 under the source tree when
- * present, else trains a byte-level BPE on the benchmark text first. */
+ * present, else (or with --train) trains a 32768-token byte-level BPE first, on the seed
+ * text plus generated pseudo-words (the licences alone hold too few distinct words). */
 #include "sutra-bpe-train.h"
 #include "sutra-cli.h"
 #include "sutra-fsutil.h"
@@ -107,7 +108,8 @@ static int
 cmd_bench_tokenize (int argc, char **argv)
 {
   static const SutraCliOptSpec spec[] = {
-    { "text-file", true }, { "mb", true }, { "chunk", true }, { "seconds", true }, { NULL, false },
+    { "text-file", true }, { "mb", true }, { "chunk", true }, { "seconds", true },
+    { "train", false }, { NULL, false },
   };
   SutraCliArgs a;
   if (!sutra_cli_parse (&a, argc, argv, spec))
@@ -134,17 +136,33 @@ cmd_bench_tokenize (int argc, char **argv)
   char *owned = NULL;
   if (!path) {
     char *shared = sutra_xasprintf ("%s/../shared/testdata/tokenizers/gpt2", SUTRA_SOURCE_DIR);
-    if (sutra_is_dir (shared))
+    if (sutra_is_dir (shared) && !sutra_cli_flag (&a, "train"))
       path = owned = shared;
     else {
       free (shared);
       owned = sutra_xasprintf ("/tmp/sutra-bench-bpe-%d.json", (int) getpid ());
+      /* pseudo-words from syllables give the trainer enough distinct material */
+      Text extra = { 0 };
+      static const char *const syl[] = { "ka", "lo", "min", "tra", "se", "qu", "an", "dor", "pe",
+                                          "li", "ves", "un", "ho", "ri", "zet", "ma", "no", "bu" };
+      uint32_t x = 7;
+      while (extra.n < 3000000) {
+        int len = 1 + (int) ((x >> 16) % 4);
+        text_add (&extra, " ", 1);
+        for (int k = 0; k < len; k++) {
+          x = x * 1103515245u + 12345u;
+          const char *sy = syl[(x >> 16) % (sizeof syl / sizeof *syl)];
+          text_add (&extra, sy, strlen (sy));
+        }
+      }
       const char *specials[] = { "<|endoftext|>" };
-      const char *texts[] = { seed.p };
-      size_t lens[] = { seed.n };
-      SutraBpeTrainOptions o = { .texts = texts, .text_lens = lens, .n_texts = 1,
+      const char *texts[] = { seed.p, extra.p };
+      size_t lens[] = { seed.n, extra.n };
+      SutraBpeTrainOptions o = { .texts = texts, .text_lens = lens, .n_texts = 2,
                                  .vocab_size = 32768, .special_tokens = specials, .n_special = 1 };
-      if (sutra_tokenizer_train_bpe (&o, owned, &err) != SUTRA_OK)
+      SutraStatus st = sutra_tokenizer_train_bpe (&o, owned, &err);
+      free (extra.p);
+      if (st != SUTRA_OK)
         return sutra_cli_fail (&err);
       path = owned;
     }
@@ -162,7 +180,8 @@ cmd_bench_tokenize (int argc, char **argv)
     printf ("{\"mb_per_s\":%.3f,\"tokens_per_s\":%.0f,\"threads\":1,\"shape\":\"tokenize\","
             "\"tokenizer\":\"%s\",\"vocab_size\":%zu,\"byte_level\":%s,\"bytes\":%zu,"
             "\"tokens\":%zu,\"chunk\":%lld,\"seconds\":%.3f,\"peak_rss_mb\":%.1f}\n",
-            r.mb_per_s, (double) r.tokens * r.passes / r.seconds, path,
+            r.mb_per_s, (double) r.tokens * r.passes / r.seconds,
+            owned && strncmp (owned, "/tmp/sutra-bench-bpe-", 21) == 0 ? "trained byte-level BPE" : path,
             sutra_tokenizer_vocab_size (tok), sutra_tokenizer_is_byte_level (tok) ? "true" : "false",
             r.bytes, r.tokens, chunk, r.seconds, (double) ru.ru_maxrss / 1024.0);
   }
@@ -176,6 +195,6 @@ cmd_bench_tokenize (int argc, char **argv)
 }
 
 SUTRA_CLI_COMMAND (bench_tokenize, "bench-tokenize",
-                   "[TOKENIZER] [--text-file FILE] [--mb N] [--chunk BYTES] [--seconds S]",
+                   "[TOKENIZER] [--text-file FILE] [--mb N] [--chunk BYTES] [--seconds S] [--train]",
                    "encode speed of a tokenizer on one thread (MB/s), one JSON object",
                    cmd_bench_tokenize)
