@@ -18,10 +18,14 @@ typedef struct SutraSafetensors SutraSafetensors;     /* opaque; one file or a s
 
 /* Opens one .safetensors file. */
 SutraStatus sutra_safetensors_open (const char *path, SutraSafetensors **out, SutraError *err);
-/* Opens the weights of a model folder: model.safetensors.index.json (all shards) if present,
- * else model.safetensors, else the single *.safetensors file in the folder. */
+/* Opens the weights of a model folder: model.safetensors.index.json (all shards, each
+ * mapped once; every weight_map entry must exist in its shard) if present, else
+ * model.safetensors, else the single *.safetensors file in the folder (several: an error
+ * listing them; none: SUTRA_ERR_NOT_FOUND). A .safetensors or .index.json path is opened
+ * as such. */
 SutraStatus sutra_safetensors_open_dir (const char *dir, SutraSafetensors **out, SutraError *err);
-/* Parses a header from memory (used by the fuzzer): data is the whole file image. */
+/* Parses a header from memory (used by the fuzzer): data is the whole file image. It is
+ * borrowed, not copied: it must outlive the set. */
 SutraStatus sutra_safetensors_open_memory (const void *data, size_t size, const char *name,
                                            SutraSafetensors **out, SutraError *err);
 void        sutra_safetensors_free (SutraSafetensors *st);
@@ -39,6 +43,12 @@ void        sutra_safetensors_metadata_at (const SutraSafetensors *st, size_t i,
                                            const char **key, const char **value);
 /* The file a tensor came from (for error messages in shard sets). */
 const char *sutra_safetensors_path  (const SutraSafetensors *st, const char *name);
+/* true when t->data is aligned to its element size. Files from the reference writer (and
+ * ours) always are. A hand-made file may hold misaligned tensors: they are still exposed,
+ * and callers then read them with memcpy or sutra_safetensors_read_f32 (which copes), never
+ * through a float/uint16_t pointer. */
+static inline bool sutra_safetensors_is_aligned (const SutraTensor *t)
+{ return (uintptr_t) t->data % sutra_dtype_size (t->dtype) == 0; }
 
 /* Loads tensor `name` as f32 into dst (numel floats), converting F16/BF16/F64; checks the
  * expected shape (ndim + dims) and reports mismatches naming the tensor and both shapes. */
@@ -57,7 +67,10 @@ void sutra_safetensors_writer_add_f32_as (SutraSafetensorsWriter *w, const char 
                                           SutraDType stored, int ndim, const int64_t *shape,
                                           const float *data);
 void sutra_safetensors_writer_metadata (SutraSafetensorsWriter *w, const char *key, const char *value);
-/* Writes atomically: tensors sorted by name (as the Python library does), header padded with
- * spaces to a multiple of 8. */
+/* Writes atomically and streams the data (nothing is buffered whole). The header lists
+ * __metadata__ first (keys sorted), then the tensors sorted by name; the data is laid out
+ * by descending element size, then name, as the Python library does, so every tensor is
+ * aligned to its element size; the header is padded with spaces to a multiple of 8.
+ * Duplicate or reserved names give SUTRA_ERR_INVALID. */
 SutraStatus sutra_safetensors_writer_write (SutraSafetensorsWriter *w, const char *path,
                                             SutraError *err);
