@@ -368,7 +368,8 @@ sutra_json_parse (const char *text, size_t len, const char *name, unsigned flags
   /* json-c needs to see the end of the input to finish a bare top-level number, and the
    * documented way is to pass the terminating NUL; text need not have one, so copy. */
   char *buf = sutra_xmalloc (len + 1);
-  memcpy (buf, text, len);
+  if (len)
+    memcpy (buf, text, len);
   buf[len] = '\0';
   json_tokener *tok = json_tokener_new_ex (JSON_TOKENER_DEFAULT_DEPTH);
   SUTRA_ASSERT (tok);
