@@ -14,22 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A per-thread scratch buffer that grows and is kept, so steady-state steps allocate nothing
- * (fresh large allocations cost page faults on every step). */
-static float *
-thread_scratch (size_t n)
-{
-  static __thread float *buf;
-  static __thread size_t cap;
-  if (n > cap) {
-    sutra_aligned_free (buf);
-    buf = sutra_try_alloc (n * sizeof (float), "attention scratch", NULL);
-    SUTRA_ASSERT (buf != NULL);
-    cap = n;
-  }
-  return buf;
-}
-
 static inline bool
 masked (const int *doc, int b, int T, int i, int j)
 {
@@ -153,7 +137,7 @@ attn_bwd_range (void *ctx, int64_t t0, int64_t t1, int ti)
   size_t kv_size = (size_t) B * T * NKV * HS;
   float *dk_t = j->dk_all + (size_t) ti * kv_size;
   float *dv_t = j->dv_all + (size_t) ti * kv_size;
-  float *dP = thread_scratch ((size_t) T * T);
+  float *dP = sutra_thread_scratch (0, (size_t) T * T);
   for (int64_t task = t0; task < t1; task++) {
     int b = (int) (task / NH), h = (int) (task % NH), g = h / group;
     size_t qoff = ((size_t) b * T * NH + h) * HS, kvoff = ((size_t) b * T * NKV + g) * HS;
@@ -191,15 +175,8 @@ sutra_attention_backward (float *dq, float *dk, float *dv, const float *dout, co
   int threads = sutra_get_threads ();
   size_t kv_size = (size_t) d->B * d->T * d->NKV * d->HS;
   /* per-thread dk/dv so that heads of one group on different threads never race */
-  static __thread float *bufs;
-  static __thread size_t bufs_cap;
   size_t need = (size_t) threads * kv_size * 2;
-  if (need > bufs_cap) {
-    sutra_aligned_free (bufs);
-    bufs = sutra_try_alloc (need * sizeof (float), "attention gradients", NULL);
-    SUTRA_ASSERT (bufs != NULL);
-    bufs_cap = need;
-  }
+  float *bufs = sutra_thread_scratch (1, need);
   memset (bufs, 0, need * sizeof (float));
   AttnJob j = { .probs = (float *) probs, .q = q, .k = k, .v = v, .d = d, .dq = dq,
                 .dk_all = bufs, .dv_all = bufs + (size_t) threads * kv_size, .dout = dout };
