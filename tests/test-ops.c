@@ -165,7 +165,7 @@ test_linear_grad (void)
   float *inp = rand_f (N * C, -1, 1, 1), *W = rand_f (OC * C, -1, 1, 2), *b = rand_f (OC, -1, 1, 3);
   float *r = rand_f (N * OC, -1, 1, 4);
   float *dinp = g_new0 (float, N * C), *dW = g_new0 (float, OC * C), *db = g_new0 (float, OC);
-  sutra_linear_backward (dinp, dW, db, r, inp, W, N, C, OC);
+  sutra_dense_backward (dinp, dW, db, r, inp, W, N, C, OC);
   double g[64];
   LinCtx c = { N, C, OC, inp, W, b, 0 };
   numeric_grad (g, inp, N * C, N * OC, r, lin_fwd_d, &c);
@@ -180,7 +180,7 @@ test_linear_grad (void)
   for (int nn = 1; nn <= N; nn += N - 1) {
     float out[64];
     double ref[64], xd[64];
-    sutra_linear_forward (out, inp, W, b, nn, C, OC);
+    sutra_dense_forward (out, inp, W, b, nn, C, OC);
     LinCtx c2 = { nn, C, OC, inp, W, b, 2 };
     for (int i = 0; i < OC; i++)
       xd[i] = b[i];

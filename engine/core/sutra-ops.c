@@ -160,7 +160,7 @@ sutra_matmul_backward (float *da, float *db, const float *dout, const float *a, 
 }
 
 void
-sutra_linear_forward (float *out, const float *inp, const float *W, const float *bias, int N, int C,
+sutra_dense_forward (float *out, const float *inp, const float *W, const float *bias, int N, int C,
                       int OC)
 {
   /* out[N,OC] = inp[N,C] @ W[OC,C]^T (+ bias broadcast over rows) */
@@ -176,7 +176,7 @@ sutra_linear_forward (float *out, const float *inp, const float *W, const float 
 }
 
 void
-sutra_linear_backward (float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
+sutra_dense_backward (float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
                        const float *W, int N, int C, int OC)
 {
   if (dinp)    /* dinp[N,C] += dout[N,OC] @ W[OC,C] */

@@ -36,12 +36,12 @@ void sutra_matmul_forward  (float *out, const float *a, const float *b, bool tra
 void sutra_matmul_backward (float *da, float *db, const float *dout, const float *a, const float *b,
                             bool trans_a, bool trans_b, int M, int N, int K);
 
-/* Linear layer as torch.nn.Linear: out[N,OC] = inp[N,C] @ W[OC,C]^T + bias[OC] (bias may be NULL).
+/* Dense layer as torch.nn.Linear: out[N,OC] = inp[N,C] @ W[OC,C]^T + bias[OC] (bias may be NULL).
  * Backward adds dinp[N,C] += dout @ W, dW[OC,C] += dout^T @ inp, dbias[OC] += sum_n dout
  * (each gradient output may be NULL when not needed). */
-void sutra_linear_forward  (float *out, const float *inp, const float *W, const float *bias,
+void sutra_dense_forward  (float *out, const float *inp, const float *W, const float *bias,
                             int N, int C, int OC);
-void sutra_linear_backward (float *dinp, float *dW, float *dbias, const float *dout,
+void sutra_dense_backward (float *dinp, float *dW, float *dbias, const float *dout,
                             const float *inp, const float *W, int N, int C, int OC);
 
 /* ---- elementwise (n elements) ---- */

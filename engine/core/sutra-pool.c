@@ -16,6 +16,7 @@
 typedef struct {
   pthread_t thread;
   int index;
+  unsigned start_generation;   /* generation current when the worker was created */
 } Worker;
 
 static struct {
@@ -62,7 +63,9 @@ static void *
 worker_main (void *arg)
 {
   Worker *w = arg;
-  unsigned seen = atomic_load (&pool.generation);
+  /* Not a fresh load: a job dispatched between pthread_create and this line must still
+   * count as new for this worker, or its dispatcher would wait for it forever. */
+  unsigned seen = w->start_generation;
   for (;;) {
     unsigned g;
     int spins = 0;
@@ -108,6 +111,7 @@ start_workers (int nthreads)
   for (int i = 1; i < nthreads; i++) {
     Worker *w = &pool.workers[pool.nworkers];
     w->index = i;
+    w->start_generation = atomic_load (&pool.generation);
     if (pthread_create (&w->thread, NULL, worker_main, w) != 0)
       break;                     /* run with fewer threads rather than fail */
     pool.nworkers++;
