@@ -104,7 +104,8 @@ static int
 cmd_download (int argc, char **argv)
 {
   static const SutraCliOptSpec spec[] = {
-    { "revision", true }, { "include", true }, { "exclude", true }, { "all", false }, { NULL, false },
+    { "revision", true }, { "include", true }, { "exclude", true },
+    { "all", false },      { NULL, false },
   };
   SutraCliArgs a;
   if (!sutra_cli_parse (&a, argc, argv, spec))
@@ -158,7 +159,8 @@ cmd_download (int argc, char **argv)
 }
 
 SUTRA_CLI_COMMAND (download, "download",
-                   "REPO_ID[@REV] [--revision REV] [--include GLOB ...] [--exclude GLOB ...] [--all]",
+                   "REPO_ID[@REV] [--revision REV] [--include GLOB ...] [--exclude GLOB ...] "
+                   "[--all]",
                    "download a model from the Hugging Face Hub into the shared HF cache "
                    "(env HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE); --all also fetches "
                    "non-safetensors weights",

@@ -58,6 +58,7 @@ typedef struct {
   gboolean interrupt;  /* first full GET of LFS files closes mid-body */
   gboolean stall;      /* first GET of LFS files sends STALL_PREFIX bytes, then stalls */
   gboolean always_503;
+  gboolean ignore_range; /* the CDN answers Range requests with 200 and the whole file */
 } TRepo;
 
 typedef struct {
@@ -82,7 +83,9 @@ bytes_hashes (GBytes *b, char sha256[65], char oid[41])
 {
   gsize n;
   const guint8 *d = g_bytes_get_data (b, &n);
-  g_strlcpy (sha256, g_compute_checksum_for_data (G_CHECKSUM_SHA256, d, n), 65);
+  char *h = g_compute_checksum_for_data (G_CHECKSUM_SHA256, d, n);
+  g_strlcpy (sha256, h, 65);
+  g_free (h);
   GChecksum *c = g_checksum_new (G_CHECKSUM_SHA1);
   char hdr[64];
   int hn = g_snprintf (hdr, sizeof hdr, "blob %" G_GSIZE_FORMAT, n);
@@ -178,6 +181,11 @@ build_repos (void)
   r = add_repo ("org/echo", "9999999999999999999999999999999999999999");
   r->echo = TRUE;
   add_file (r, "config.json", text (cfg), FALSE);
+
+  r = add_repo ("org/norange", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+  r->interrupt = TRUE;
+  r->ignore_range = TRUE;
+  add_file (r, "model.safetensors", random_bytes (120000, 9), TRUE);
 
   r = add_repo ("org/down", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
   r->always_503 = TRUE;
@@ -504,7 +512,8 @@ handle (int fd)
     if (!f)
       respond (fd, 404, NULL, "Not Found", 9, head);
     else
-      serve_bytes (fd, f->data, range, head, &r->interrupt, &r->stall, NULL);
+      serve_bytes (fd, f->data, r->ignore_range ? NULL : range, head, &r->interrupt, &r->stall,
+                   NULL);
     g_free (rest);
     g_free (id);
   } else {
@@ -1245,6 +1254,77 @@ test_interrupted_resume (void)
   g_free (cache);
 }
 
+
+/* The CDN ignores Range (200 with the whole file): the client starts over and still ends with
+ * the right bytes. */
+static void
+test_range_ignored (void)
+{
+  char *cache = fresh_cache ();
+  SutraError err = { 0 };
+  char *dir = NULL;
+  test_assert_ok (download (cache, "org/norange", NULL, NULL, NULL, NULL, &dir, &err), &err);
+  TFile *f = find_file (find_repo ("org/norange"), "model.safetensors");
+  char *want = g_strdup_printf ("bytes=%zu-", g_bytes_get_size (f->data) / 2);
+  char *got = last_range ();
+  g_assert_cmpstr (got, ==, want);                       /* it did ask to resume */
+  char *p = g_build_filename (dir, "model.safetensors", NULL);
+  assert_file_equals (p, f->data);
+  g_free (p);
+  g_free (got);
+  g_free (want);
+  free (dir);
+  g_free (cache);
+}
+
+/* A leftover .incomplete: complete -> verified without any transfer; corrupted prefix ->
+ * the resumed file fails its sha256, is deleted, and the next download succeeds. */
+static void
+test_stale_incomplete (void)
+{
+  char *cache = fresh_cache ();
+  TRepo *r = find_repo ("org/interrupt");
+  TFile *f = find_file (r, "model.safetensors");
+  gsize n;
+  const guint8 *d = g_bytes_get_data (f->data, &n);
+  char *blobs = g_build_filename (cache, "models--org--interrupt", "blobs", NULL);
+  g_mkdir_with_parents (blobs, 0755);
+  char *inc = g_strdup_printf ("%s/%s.incomplete", blobs, f->sha256);
+  g_assert_true (g_file_set_contents (inc, (const char *) d, n, NULL));
+  SutraError err = { 0 };
+  char *dir = NULL;
+  guint mark = log_mark ();
+  test_assert_ok (download (cache, "org/interrupt", NULL, NULL, NULL, NULL, &dir, &err), &err);
+  char *log = log_since (mark);
+  g_assert_null (strstr (log, "/cdn/"));                 /* nothing left to transfer */
+  g_free (log);
+  free (dir);
+
+  char *cache2 = fresh_cache ();
+  g_free (blobs);
+  g_free (inc);
+  blobs = g_build_filename (cache2, "models--org--interrupt", "blobs", NULL);
+  g_mkdir_with_parents (blobs, 0755);
+  inc = g_strdup_printf ("%s/%s.incomplete", blobs, f->sha256);
+  guint8 *bad = g_memdup2 (d, n / 3);
+  bad[7] ^= 0xff;                                        /* a flipped byte in the kept part */
+  g_assert_true (g_file_set_contents (inc, (const char *) bad, n / 3, NULL));
+  g_free (bad);
+  g_assert_cmpint (download (cache2, "org/interrupt", NULL, NULL, NULL, NULL, &dir, &err), ==,
+                   SUTRA_ERR_FORMAT);
+  g_assert_nonnull (strstr (err.message, "SHA-256 mismatch"));
+  g_assert_false (g_file_test (inc, G_FILE_TEST_EXISTS));
+  test_assert_ok (download (cache2, "org/interrupt", NULL, NULL, NULL, NULL, &dir, &err), &err);
+  char *p = g_build_filename (dir, "model.safetensors", NULL);
+  assert_file_equals (p, f->data);
+  g_free (p);
+  free (dir);
+  g_free (inc);
+  g_free (blobs);
+  g_free (cache2);
+  g_free (cache);
+}
+
 static void
 count_named (const char *dir, const char *needle, int *n)
 {
@@ -1597,7 +1677,10 @@ test_cli (void)
   g_free (out);
   g_free (errs);
   const char *argv4[] = { "download", NULL };
-  g_assert_cmpint (run_cli_env (home, ep, NULL, NULL, argv4), ==, 2);
+  g_assert_cmpint (run_cli_env (home, ep, &out, &errs, argv4), ==, 2);
+  g_assert_nonnull (strstr (errs, "usage: sutra download"));
+  g_free (out);
+  g_free (errs);
   g_free (line);
   g_free (want);
   g_free (ep);
@@ -1649,6 +1732,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/hub/not-found", test_not_found);
   g_test_add_func ("/engine/hub/retry-503", test_retry_503);
   g_test_add_func ("/engine/hub/interrupted-resume", test_interrupted_resume);
+  g_test_add_func ("/engine/hub/range-ignored", test_range_ignored);
+  g_test_add_func ("/engine/hub/stale-incomplete", test_stale_incomplete);
   g_test_add_func ("/engine/hub/unsafe-name", test_unsafe_name);
   g_test_add_func ("/engine/hub/bad-sha256", test_bad_sha256);
   g_test_add_func ("/engine/hub/cancel-resume", test_cancel_resume);

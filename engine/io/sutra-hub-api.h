@@ -2,7 +2,8 @@
  * apart from the network code so that a fuzz target can feed them arbitrary bytes.
  *
  *  GET {endpoint}/api/models/{repo}/revision/{rev}
- *      {"id": "org/name", "sha": "<40-hex commit>", "siblings": [{"rfilename": "config.json"}, ...]}
+ *      {"id": "org/name", "sha": "<40-hex commit>",
+ *       "siblings": [{"rfilename": "config.json"}, ...]}
  *  GET {endpoint}/api/models/{repo}/tree/{rev}?recursive=true   (one page; more pages are
  *      announced by an RFC 8288 header  Link: <url>; rel="next")
  *      [{"type": "file", "path": "model.safetensors", "size": 269060552, "oid": "<git blob sha1>",

@@ -10,7 +10,8 @@
  *
  * <cache> = $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
  * ~/.cache/huggingface/hub. The access token is $HF_TOKEN, else the file $HF_TOKEN_PATH, else
- * <hf home>/token (hf home = $HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface). */
+ * <hf home>/token (hf home = $HF_HOME, else $XDG_CACHE_HOME/huggingface, else
+ * ~/.cache/huggingface). */
 #pragma once
 #include "sutra-error.h"
 
