@@ -34,6 +34,8 @@ cancel_cb (void *data)
   return sutra_hub_cancelled (data);
 }
 
+/* The server's own words about an error: X-Error-Message or {"error": "..."}, quoted and
+ * scrubbed of the token (a hostile server could echo our Authorization header). */
 static void
 server_message (const SutraHubSession *h, const SutraHubRequest *r, char *buf, size_t n)
 {
@@ -121,7 +123,7 @@ announce_retry (SutraHubSession *h, int attempt, const SutraHubRequest *r, const
 {
   double d = retry_delay (h, attempt, r);
   sutra_hub_log (h, SUTRA_LOG_WARN, "hub: %s; retry %d of %d in %.2g s", reason, attempt - 1,
-        h->max_tries - 1, d);
+                 h->max_tries - 1, d);
   h->prog.attempt = attempt;
   h->prog.retry_delay_s = d;
   h->prog.reason = reason;
@@ -214,8 +216,8 @@ list_files (SutraHubSession *h, SutraHubFileList *files, SutraError *err)
         break;
       }
       /* Older servers and some mirrors have no tree API: HEAD each file instead. */
-      sutra_hub_log (h, SUTRA_LOG_INFO, "hub: %s has no tree API; reading file metadata one by one",
-            h->endpoint);
+      sutra_hub_log (h, SUTRA_LOG_INFO,
+                     "hub: %s has no tree API; reading file metadata one by one", h->endpoint);
       break;
     }
     st = sutra_hub_parse_tree (r.mem ? r.mem : "", r.mem_len, what, files, err);
@@ -251,7 +253,7 @@ head_metadata (SutraHubSession *h, SutraHubFile *f, SutraError *err)
   snprintf (what, sizeof what, "%s: %s", h->what, sutra_hub_quote (f->path, q, sizeof q));
   SutraHubRequest r = { .h = h, .sink = SUTRA_HUB_SINK_MEM, .head = true,
                         .stop_at_foreign_redirect = true,
-            .mem_max = SUTRA_HUB_MAX_ERR_BODY, .fd = -1 };
+                        .mem_max = SUTRA_HUB_MAX_ERR_BODY, .fd = -1 };
   SutraStatus st = api_request (h, url, &r, what, NULL, err);
   free (url);
   if (!st) {
@@ -519,8 +521,7 @@ get_file (SutraHubSession *h, SutraHubFile *f, SutraError *err)
     h->prog.cached = cached;
     sutra_hub_report (h, SUTRA_HUB_EVENT_FILE_DONE);
     sutra_hub_log (h, SUTRA_LOG_INFO, "hub: %s %s (%llu bytes)",
-                   cached ? "cached" : "downloaded", what,
-          (unsigned long long) f->size);
+                   cached ? "cached" : "downloaded", what, (unsigned long long) f->size);
   }
   return st;
 }
@@ -528,8 +529,8 @@ get_file (SutraHubSession *h, SutraHubFile *f, SutraError *err)
 /* ---- the whole download ---- */
 
 static SutraStatus
-hub_setup (SutraHubSession *h, const SutraHubOptions *o, const char *repo_id, const char *revision,
-           SutraError *err)
+hub_setup (SutraHubSession *h, const SutraHubOptions *o, const char *repo_id,
+           const char *revision, SutraError *err)
 {
   h->o = o;
   h->repo_id = repo_id;
@@ -579,8 +580,9 @@ hub_setup (SutraHubSession *h, const SutraHubOptions *o, const char *repo_id, co
                                 "or control characters (it is not shown here)");
     h->auth_header = sutra_xasprintf ("Authorization: Bearer %s", h->token);
     if (plain)
-      sutra_hub_log (h, SUTRA_LOG_WARN, "hub: HF_ENDPOINT %s is plain http: the token travels "
-            "unencrypted", h->endpoint);
+      sutra_hub_log (h, SUTRA_LOG_WARN,
+                     "hub: HF_ENDPOINT %s is plain http: the token travels unencrypted",
+                     h->endpoint);
   }
 
   h->cache = o->cache_dir ? sutra_xstrdup (o->cache_dir) : sutra_hub_cache_dir ();
@@ -658,8 +660,7 @@ sutra_hub_download (const SutraHubOptions *opts, const char *repo_id, const char
     h.prog.total += sel[i]->has_size ? sel[i]->size : 0;
   sutra_hub_report (&h, SUTRA_HUB_EVENT_LISTED);
   sutra_hub_log (&h, SUTRA_LOG_INFO, "hub: %s is commit %s; %zu of %zu files selected, %.1f MB",
-                 h.what,
-        h.commit, n_sel, files.n, h.prog.total / 1e6);
+                 h.what, h.commit, n_sel, files.n, (double) h.prog.total / 1e6);
   for (size_t i = 0; i < n_sel; i++) {
     if (sutra_hub_cancelled (&h)) {
       st = cancelled_error (&h, err);

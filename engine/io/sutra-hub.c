@@ -466,9 +466,12 @@ sutra_hub_http_request (SutraHubSession *h, const char *url0, SutraHubRequest *r
     curl_easy_setopt (c, CURLOPT_NOPROGRESS, 0L);
     if (r->head)
       curl_easy_setopt (c, CURLOPT_NOBODY, 1L);
-    if (r->sink == SUTRA_HUB_SINK_MEM)
-      curl_easy_setopt (c, CURLOPT_ACCEPT_ENCODING, "");   /* JSON may come compressed */
-    else
+    /* API JSON may come compressed; file bytes and HEAD sizes must not (Range offsets and
+     * Content-Length refer to the stored bytes, as huggingface_hub also insists). */
+    bool identity = r->head || r->sink == SUTRA_HUB_SINK_FILE;
+    if (!identity)
+      curl_easy_setopt (c, CURLOPT_ACCEPT_ENCODING, "");
+    if (r->sink == SUTRA_HUB_SINK_FILE)
       curl_easy_setopt (c, CURLOPT_BUFFERSIZE, 256L * 1024);  /* fewer write(2) calls */
     char range[64];
     if (r->sink == SUTRA_HUB_SINK_FILE && !r->head && r->offset > 0) {
@@ -480,15 +483,18 @@ sutra_hub_http_request (SutraHubSession *h, const char *url0, SutraHubRequest *r
     if (own)
       hdrs = curl_slist_append (hdrs, h->auth_header);
     hdrs = curl_slist_append (hdrs, "Accept: application/json, */*");
+    if (identity)
+      hdrs = curl_slist_append (hdrs, "Accept-Encoding: identity");
     curl_easy_setopt (c, CURLOPT_HTTPHEADER, hdrs);
     char where[160];
     sutra_hub_host_of (url, where, sizeof where);
     if (own || !h->auth_header)
       sutra_hub_log (h, SUTRA_LOG_DEBUG, "hub: %s %s%s", r->head ? "HEAD" : "GET",
-            sutra_hub_same_origin (url, h->endpoint) ? url : where, own ? " (with token)" : "");
+                     sutra_hub_same_origin (url, h->endpoint) ? url : where,
+                     own ? " (with token)" : "");
     else
       sutra_hub_log (h, SUTRA_LOG_DEBUG, "hub: %s %s (redirect target, no token)",
-            r->head ? "HEAD" : "GET", where);
+                     r->head ? "HEAD" : "GET", where);
 
     bool was_cancelled;
     CURLcode rc = run_transfer (h, &was_cancelled);
