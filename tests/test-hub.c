@@ -1065,6 +1065,11 @@ test_download_layout (void)
   }
   g_dir_close (gd);
   g_assert_cmpint (nb, ==, 4);
+  /* huggingface_hub's lock files, one per blob written */
+  char *lock = g_strdup_printf ("%s/.locks/models--org--tiny/%s.lock", cache,
+                                find_file (r, "model.safetensors")->sha256);
+  g_assert_true (g_file_test (lock, G_FILE_TEST_IS_REGULAR));
+  g_free (lock);
   g_assert_cmpint (ev.listed, ==, 1);
   g_assert_cmpint (ev.done, ==, 4);
   g_assert_cmpint (ev.cached, ==, 0);
@@ -1137,6 +1142,22 @@ test_include_globs (void)
   g_assert_true (g_file_test (p, G_FILE_TEST_EXISTS));
   g_free (p);
   free (dir);
+  /* exclude globs apply after the include globs */
+  char *ep = endpoint ();
+  const char *exc[] = { "*.txt", "*.bin", NULL };
+  SutraHubOptions o = { .endpoint = ep, .backoff_s = BACKOFF_S, .exclude = exc };
+  char *cache3 = fresh_cache ();
+  o.cache_dir = cache3;
+  test_assert_ok (sutra_hub_download (&o, "org/tiny", NULL, NULL, &dir, &err), &err);
+  p = g_build_filename (dir, "sub/dir/extra.txt", NULL);
+  g_assert_false (g_file_test (p, G_FILE_TEST_EXISTS));
+  g_free (p);
+  p = g_build_filename (dir, "model.safetensors", NULL);
+  g_assert_true (g_file_test (p, G_FILE_TEST_EXISTS));
+  g_free (p);
+  free (dir);
+  g_free (cache3);
+  g_free (ep);
   const char *none[] = { "*.gguf", NULL };
   dir = NULL;
   g_assert_cmpint (download (cache, "org/tiny", NULL, none, NULL, NULL, &dir, &err), ==,
@@ -1513,6 +1534,62 @@ test_no_tree_api (void)
   g_free (cache);
 }
 
+
+typedef struct {
+  const char *cache;
+  SutraStatus st;
+  SutraError err;
+  char *dir;
+} ConcurrentRun;
+
+static gpointer
+concurrent_thread (gpointer data)
+{
+  ConcurrentRun *c = data;
+  char *ep = endpoint ();
+  SutraHubOptions o = { .endpoint = ep, .cache_dir = c->cache, .backoff_s = BACKOFF_S,
+                        .prefer_safetensors = true };
+  c->st = sutra_hub_download (&o, "org/tiny", NULL, NULL, &c->dir, &c->err);
+  g_free (ep);
+  return NULL;
+}
+
+/* Two threads download the same repo into the same cache at once: the blob locks serialise
+ * the writers, both succeed, and the snapshot is whole. */
+static void
+test_concurrent (void)
+{
+  char *cache = fresh_cache ();
+  g_free (endpoint ());                                   /* start the server first */
+  ConcurrentRun runs[3];
+  GThread *t[3];
+  for (int i = 0; i < 3; i++) {
+    runs[i] = (ConcurrentRun) { .cache = cache };
+    t[i] = g_thread_new ("dl", concurrent_thread, &runs[i]);
+  }
+  for (int i = 0; i < 3; i++)
+    g_thread_join (t[i]);
+  for (int i = 0; i < 3; i++) {
+    test_assert_ok (runs[i].st, &runs[i].err);
+    g_assert_cmpstr (runs[i].dir, ==, runs[0].dir);
+  }
+  TRepo *r = find_repo ("org/tiny");
+  for (int i = 0; i < r->n; i++) {
+    if (strcmp (r->files[i].path, "pytorch_model.bin") == 0)
+      continue;
+    char *p = g_build_filename (runs[0].dir, r->files[i].path, NULL);
+    assert_file_equals (p, r->files[i].data);
+    g_free (p);
+  }
+  int leftovers = 0;
+  count_named (cache, ".tmp", &leftovers);
+  count_named (cache, ".incomplete", &leftovers);
+  g_assert_cmpint (leftovers, ==, 0);
+  for (int i = 0; i < 3; i++)
+    free (runs[i].dir);
+  g_free (cache);
+}
+
 /* MODEL arguments: a folder, org/name, org/name@commit, unknown names. */
 static void
 test_resolve_model (void)
@@ -1739,6 +1816,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/hub/cancel-resume", test_cancel_resume);
   g_test_add_func ("/engine/hub/cancel-callback", test_cancel_callback);
   g_test_add_func ("/engine/hub/no-tree-api", test_no_tree_api);
+  g_test_add_func ("/engine/hub/concurrent", test_concurrent);
   g_test_add_func ("/engine/hub/resolve-model", test_resolve_model);
   g_test_add_func ("/engine/hub/cache-scan", test_cache_scan);
   g_test_add_func ("/engine/hub/known-models", test_known_models);

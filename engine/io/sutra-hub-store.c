@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 
 #define HASH_CHUNK   (1 << 20)
 #define LOCK_POLL_MS 100
+
+static atomic_uint link_counter;   /* unique temporary link names across threads */
 
 /* ---- selection ---- */
 
@@ -212,7 +215,8 @@ sutra_hub_link_snapshot (const char *repo_dir, const char *snapshot_dir, const S
   for (size_t i = 0; i < depth + 2; i++, t += 3)
     memcpy (t, "../", 3);
   snprintf (t, cap - (size_t) (t - target), "blobs/%s", sutra_hub_etag_of (f));
-  char *tmp = sutra_xasprintf ("%s.tmp-link-%d", dst, (int) getpid ());
+  char *tmp = sutra_xasprintf ("%s.tmp-link-%d-%u", dst, (int) getpid (),
+                               atomic_fetch_add (&link_counter, 1));
   unlink (tmp);
   if (symlink (target, tmp) != 0) {
     st = sutra_error_set_sys (err, SUTRA_ERR_IO, errno, "cannot create the link %s", tmp);
