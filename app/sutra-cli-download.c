@@ -2,6 +2,7 @@
  * stderr, the snapshot folder on stdout (so `cd "$(sutra download org/name)"` works). */
 #include "sutra-cli.h"
 #include "sutra-hub.h"
+#include "sutra-hub-cache.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -134,6 +135,11 @@ cmd_download (int argc, char **argv)
     }
     rev = at + 1;
   }
+  if (!sutra_hub_repo_id_is_valid (repo)) {
+    free (repo);
+    return sutra_cli_usage_error ("download", "'%s' is not a Hugging Face repo id (org/name)",
+                                  a.pos[0]);
+  }
   Printer pr = { .tty = isatty (STDERR_FILENO) == 1 };
   SutraHubOptions opts = {
     .prefer_safetensors = !sutra_cli_flag (&a, "all"),
@@ -162,6 +168,5 @@ SUTRA_CLI_COMMAND (download, "download",
                    "REPO_ID[@REV] [--revision REV] [--include GLOB ...] [--exclude GLOB ...] "
                    "[--all]",
                    "download a model from the Hugging Face Hub into the shared HF cache "
-                   "(env HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE); --all also fetches "
-                   "non-safetensors weights",
+                   "(--all: also non-safetensors weights)",
                    cmd_download)

@@ -125,6 +125,5 @@ cmd_models (int argc, char **argv)
 }
 
 SUTRA_CLI_COMMAND (models, "models", "[--known] [--json]",
-                   "list the models in the Hugging Face cache (MODEL may be their org/name); "
-                   "--known lists small models known to work",
+                   "list the models in the Hugging Face cache (usable as MODEL by org/name)",
                    cmd_models)

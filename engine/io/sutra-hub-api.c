@@ -2,9 +2,9 @@
 #include "sutra-hub-api.h"
 #include "sutra-hub-private.h"
 #include "sutra-fsutil.h"
+#include "sutra-json.h"
 
 #include <ctype.h>
-#include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,6 @@
 #define MAX_PATH_LEN 4096                 /* longer names are refused (FORMAT) */
 #define MAX_FILES    1000000              /* a listing with more entries is refused */
 #define MAX_SIZE     ((uint64_t) 1 << 50) /* 1 PiB: any larger size is nonsense */
-#define JSON_DEPTH   32
 
 const char *
 sutra_hub_quote (const char *s, char *buf, size_t n)
@@ -131,35 +130,14 @@ adder_finish (Adder *a)
 
 /* ---- JSON helpers ---- */
 
+/* Strict RFC 8259 through the project's json-c front end (positioned messages, only
+ * whitespace after the value). */
 static json_object *
 parse_json (const char *json, size_t len, const char *what, SutraError *err)
 {
-  if (len > (size_t) 0x7fffffff) {
-    sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: response of %zu bytes is too large", what, len);
+  json_object *root = NULL;
+  if (sutra_json_parse (json, len, what, SUTRA_JSON_STRICT, &root, err) != SUTRA_OK)
     return NULL;
-  }
-  json_tokener *tok = json_tokener_new_ex (JSON_DEPTH);
-  if (!tok)
-    sutra_assert_fail (__FILE__, __LINE__, "json_tokener_new_ex");
-  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-  json_object *root = json_tokener_parse_ex (tok, json, (int) len);
-  enum json_tokener_error jerr = json_tokener_get_error (tok);
-  size_t end = json_tokener_get_parse_end (tok);
-  json_tokener_free (tok);
-  if (!root || jerr != json_tokener_success) {
-    json_object_put (root);
-    sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: invalid JSON from the Hub API at byte %zu: %s",
-                     what, end,
-                     jerr == json_tokener_continue ? "truncated" : json_tokener_error_desc (jerr));
-    return NULL;
-  }
-  for (size_t i = end; i < len; i++)
-    if (!isspace ((unsigned char) json[i])) {
-      json_object_put (root);
-      sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: trailing data after the JSON at byte %zu",
-                       what, i);
-      return NULL;
-    }
   return root;
 }
 
