@@ -1,8 +1,10 @@
-/* sutra-cli-bench-tokenize.c: `sutra bench-tokenize`, the encode-speed benchmark that
- * `sutra bench tokenize` runs (DESIGN.md section 6).
+/* sutra-cli-bench-tokenize.c: the encode-speed benchmark, as `sutra bench tokenize`
+ * (a SUTRA_BENCH_KIND) and as the stand-alone `sutra bench-tokenize` (DESIGN.md section 6).
  *
+ *   sutra bench tokenize [--tokenizer PATH|trained] [--text-file FILE] [--mb N]
+ *                        [--chunk BYTES] [--seconds S]
  *   sutra bench-tokenize [TOKENIZER] [--text-file FILE] [--mb N] [--chunk BYTES]
- *                        [--seconds S]
+ *                        [--seconds S] [--train]
  * Builds a text of at least N MB (default 10) by repeating FILE, or else the licence texts in
  * /usr/share/common-licenses, or else generated words; encodes it on one thread in pieces
  * of about BYTES (default 4096, cut after a newline; 0 = one call) for at least S seconds
@@ -10,10 +12,13 @@
  *   {"mb_per_s":..,"tokens_per_s":..,"threads":1,"shape":"tokenize","tokenizer":"..",
  *    "vocab_size":..,"bytes":..,"tokens":..,"chunk":..,"seconds":..,"peak_rss_mb":..}
  * Without TOKENIZER it uses ../shared/testdata/tokenizers/gpt2 under the source tree when
- * present, else (or with --train) trains a 32768-token byte-level BPE first, on the seed
- * text plus generated pseudo-words (the licences alone hold too few distinct words). */
+ * present, else (or with --train / --tokenizer trained) trains a 32768-token byte-level BPE
+ * first, on the seed text plus generated pseudo-words (the licences alone hold too few
+ * distinct words). The encode runs on the calling thread only. */
 #include "sutra-bpe-train.h"
 #include "sutra-cli.h"
+#include "sutra-cli-bench.h"
+#include "sutra-pool.h"
 #include "sutra-fsutil.h"
 #include "sutra-tokenizer.h"
 #include "sutra-tokenizer-export.h"
@@ -104,27 +109,20 @@ seed_text (Text *seed, const char *file, SutraError *err, bool *ok)
   }
 }
 
+/* Runs the benchmark with the options in `a` on tokenizer `tok_path` (NULL: default,
+ * "trained": train one) and fills `out`. Returns 0, or 1 after printing the error. */
 static int
-cmd_bench_tokenize (int argc, char **argv)
+run_bench (const SutraCliArgs *a, const char *tok_path, bool train, json_object *out)
 {
-  static const SutraCliOptSpec spec[] = {
-    { "text-file", true }, { "mb", true }, { "chunk", true }, { "seconds", true },
-    { "train", false }, { NULL, false },
-  };
-  SutraCliArgs a;
-  if (!sutra_cli_parse (&a, argc, argv, spec))
-    return 2;
-  if (a.npos > 1)
-    return sutra_cli_usage_error (a.command, "expected at most one TOKENIZER");
   long long mb = 10, chunk = 4096;
   double seconds = 2.0;
-  if (!sutra_cli_opt_int (&a, "mb", 1, 4096, &mb) || !sutra_cli_opt_int (&a, "chunk", 0, 1LL << 32, &chunk)
-      || !sutra_cli_opt_double (&a, "seconds", &seconds))
+  if (!sutra_cli_opt_int (a, "mb", 1, 4096, &mb) || !sutra_cli_opt_int (a, "chunk", 0, 1LL << 32, &chunk)
+      || !sutra_cli_opt_double (a, "seconds", &seconds))
     return 2;
   SutraError err = { 0 };
   Text seed = { 0 }, text = { 0 };
   bool ok;
-  seed_text (&seed, sutra_cli_opt (&a, "text-file"), &err, &ok);
+  seed_text (&seed, sutra_cli_opt (a, "text-file"), &err, &ok);
   if (!ok)
     return sutra_cli_fail (&err);
   if (seed.n == 0)
@@ -132,11 +130,16 @@ cmd_bench_tokenize (int argc, char **argv)
   while (text.n < (size_t) mb * 1000000)
     text_add (&text, seed.p, seed.n);
 
-  const char *path = a.npos ? a.pos[0] : NULL;
+  const char *path = tok_path;
   char *owned = NULL;
+  bool trained = false;
+  if (path && strcmp (path, "trained") == 0) {
+    train = true;
+    path = NULL;
+  }
   if (!path) {
     char *shared = sutra_xasprintf ("%s/../shared/testdata/tokenizers/gpt2", SUTRA_SOURCE_DIR);
-    if (sutra_is_dir (shared) && !sutra_cli_flag (&a, "train"))
+    if (sutra_is_dir (shared) && !train)
       path = owned = shared;
     else {
       free (shared);
@@ -162,31 +165,47 @@ cmd_bench_tokenize (int argc, char **argv)
                                  .vocab_size = 32768, .special_tokens = specials, .n_special = 1 };
       SutraStatus st = sutra_tokenizer_train_bpe (&o, owned, &err);
       free (extra.p);
-      if (st != SUTRA_OK)
+      if (st != SUTRA_OK) {
+        free (owned);
+        free (seed.p);
+        free (text.p);
         return sutra_cli_fail (&err);
+      }
       path = owned;
+      trained = true;
     }
   }
   SutraTokenizer *tok = NULL;
-  if (sutra_tokenizer_load (path, &tok, &err) != SUTRA_OK)
-    return sutra_cli_fail (&err);
   SutraTokBenchResult r;
   int rc = 0;
-  if (sutra_tokenizer_bench (tok, text.p, text.n, (size_t) chunk, seconds, &r, &err) != SUTRA_OK)
+  if (sutra_tokenizer_load (path, &tok, &err) != SUTRA_OK)
+    rc = sutra_cli_fail (&err);
+  else if (sutra_tokenizer_bench (tok, text.p, text.n, (size_t) chunk, seconds, &r, &err) != SUTRA_OK)
     rc = sutra_cli_fail (&err);
   else {
     struct rusage ru;
     getrusage (RUSAGE_SELF, &ru);
-    printf ("{\"mb_per_s\":%.3f,\"tokens_per_s\":%.0f,\"threads\":1,\"shape\":\"tokenize\","
-            "\"tokenizer\":\"%s\",\"vocab_size\":%zu,\"byte_level\":%s,\"bytes\":%zu,"
-            "\"tokens\":%zu,\"chunk\":%lld,\"seconds\":%.3f,\"peak_rss_mb\":%.1f}\n",
-            r.mb_per_s, (double) r.tokens * r.passes / r.seconds,
-            owned && strncmp (owned, "/tmp/sutra-bench-bpe-", 21) == 0 ? "trained byte-level BPE" : path,
-            sutra_tokenizer_vocab_size (tok), sutra_tokenizer_is_byte_level (tok) ? "true" : "false",
-            r.bytes, r.tokens, chunk, r.seconds, (double) ru.ru_maxrss / 1024.0);
+    json_object_object_add (out, "mb_per_s", json_object_new_double (r.mb_per_s));
+    json_object_object_add (out, "tokens_per_s",
+                            json_object_new_double ((double) r.tokens * r.passes / r.seconds));
+    json_object_object_add (out, "threads", json_object_new_int (1));
+    json_object_object_add (out, "shape", json_object_new_string ("tokenize"));
+    json_object_object_add (out, "gflops", NULL);
+    json_object_object_add (out, "sgemm_gflops", NULL);
+    json_object_object_add (out, "tokenizer",
+                            json_object_new_string (trained ? "trained byte-level BPE" : path));
+    json_object_object_add (out, "vocab_size",
+                            json_object_new_int64 ((int64_t) sutra_tokenizer_vocab_size (tok)));
+    json_object_object_add (out, "byte_level",
+                            json_object_new_boolean (sutra_tokenizer_is_byte_level (tok)));
+    json_object_object_add (out, "bytes", json_object_new_int64 ((int64_t) r.bytes));
+    json_object_object_add (out, "tokens", json_object_new_int64 ((int64_t) r.tokens));
+    json_object_object_add (out, "chunk", json_object_new_int64 (chunk));
+    json_object_object_add (out, "seconds", json_object_new_double (r.seconds));
+    json_object_object_add (out, "peak_rss_mb", json_object_new_double ((double) ru.ru_maxrss / 1024.0));
   }
   sutra_tokenizer_free (tok);
-  if (owned && strncmp (owned, "/tmp/sutra-bench-bpe-", 21) == 0)
+  if (trained)
     remove (owned);
   free (owned);
   free (seed.p);
@@ -194,7 +213,40 @@ cmd_bench_tokenize (int argc, char **argv)
   return rc;
 }
 
+static int
+cmd_bench_tokenize (int argc, char **argv)
+{
+  static const SutraCliOptSpec spec[] = {
+    { "text-file", true }, { "mb", true }, { "chunk", true }, { "seconds", true },
+    { "train", false }, { NULL, false },
+  };
+  SutraCliArgs a;
+  if (!sutra_cli_parse (&a, argc, argv, spec))
+    return 2;
+  if (a.npos > 1)
+    return sutra_cli_usage_error (a.command, "expected at most one TOKENIZER");
+  json_object *out = json_object_new_object ();
+  int rc = run_bench (&a, a.npos ? a.pos[0] : NULL, sutra_cli_flag (&a, "train"), out);
+  if (rc == 0)
+    printf ("%s\n", json_object_to_json_string_ext (out, JSON_C_TO_STRING_PLAIN
+                                                         | JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (out);
+  return rc;
+}
+
+/* `sutra bench tokenize`: single-threaded by nature, so the reported thread count is 1. */
+static int
+bench_kind_tokenize (const SutraBenchOptions *o, json_object *out)
+{
+  int rc = run_bench (o->args, sutra_cli_opt (o->args, "tokenizer"), false, out);
+  sutra_set_threads (1);
+  return rc;
+}
+
 SUTRA_CLI_COMMAND (bench_tokenize, "bench-tokenize",
                    "[TOKENIZER] [--text-file FILE] [--mb N] [--chunk BYTES] [--seconds S] [--train]",
                    "encode speed of a tokenizer on one thread (MB/s), one JSON object",
                    cmd_bench_tokenize)
+SUTRA_BENCH_KIND (tokenize, "tokenize",
+                  "tokenizer encode MB/s on one thread (--tokenizer PATH|trained, --mb, --chunk, "
+                  "--seconds, --text-file)", bench_kind_tokenize)

@@ -172,6 +172,13 @@ test_train_and_bench (void)
   g_assert_nonnull (strstr (out, "\"threads\":1"));
   g_free (out);
   g_free (err);
+  /* the same as a `sutra bench` kind */
+  g_assert_cmpint (run (&out, &err, (const char *[]) { "bench", "tokenize", "--tokenizer", outp, "--mb",
+                                                        "1", "--seconds", "0.05", NULL }), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "{\"bench\":\"tokenize\",\"mb_per_s\":"));
+  g_assert_nonnull (strstr (out, "\"threads\":1"));
+  g_free (out);
+  g_free (err);
   g_free (corpus);
   g_free (outp);
   g_free (dir);

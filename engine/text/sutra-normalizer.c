@@ -58,8 +58,8 @@ void
 sutra_piece_transform (SutraTokCtx *c, SutraPiece *p, const uint32_t *cps, const int32_t *chg,
                        size_t n, size_t initial_offset)
 {
-  char *out = sutra_arena_alloc (&c->arena, n * 4 + 1);
-  SutraTokAlign *al = sutra_arena_alloc (&c->arena, (n * 4 + 1) * sizeof *al);
+  char *out = sutra_tok_arena_alloc (&c->arena, n * 4 + 1);
+  SutraTokAlign *al = sutra_tok_arena_alloc (&c->arena, (n * 4 + 1) * sizeof *al);
   size_t rp = 0;   /* read position (bytes) in the old normalized string */
   for (size_t k = 0; k < initial_offset && rp < p->len; k++)
     rp += sutra_utf8_len_at (p->s + rp);
@@ -126,8 +126,8 @@ sutra_piece_prepend (SutraTokCtx *c, SutraPiece *p, const char *s, size_t n)
     return;
   /* HF prepend = transform_range(first char, [(s0,0), (s1,+1)..., (first,+1)]): every
    * prepended byte takes the first char's alignment; the rest is unchanged. */
-  char *out = sutra_arena_alloc (&c->arena, n + p->len);
-  SutraTokAlign *al = sutra_arena_alloc (&c->arena, (n + p->len) * sizeof *al);
+  char *out = sutra_tok_arena_alloc (&c->arena, n + p->len);
+  SutraTokAlign *al = sutra_tok_arena_alloc (&c->arena, (n + p->len) * sizeof *al);
   SutraTokAlign a0 = sutra_piece_align (p, 0);
   memcpy (out, s, n);
   memcpy (out + n, p->s, p->len);
@@ -187,8 +187,8 @@ sutra_piece_replace_char (SutraTokCtx *c, SutraPiece *p, uint32_t from, const ch
   if (count == 0)
     return;
   size_t cap = p->len + count * clen;
-  ReplBuf r = { sutra_arena_alloc (&c->arena, cap + 1),
-                sutra_arena_alloc (&c->arena, (cap + 1) * sizeof (SutraTokAlign)), 0, 0 };
+  ReplBuf r = { sutra_tok_arena_alloc (&c->arena, cap + 1),
+                sutra_tok_arena_alloc (&c->arena, (cap + 1) * sizeof (SutraTokAlign)), 0, 0 };
   for (size_t i = 0; i + fl <= p->len;) {
     if (memcmp (p->s + i, fb, fl) == 0) {
       repl_match (&r, p, i, i + fl, content, clen);
@@ -217,8 +217,8 @@ sutra_piece_replace_pattern (SutraTokCtx *c, SutraPiece *p, const SutraTokPatter
   if (count == 0)
     return true;
   size_t cap = p->len + count * clen;
-  ReplBuf r = { sutra_arena_alloc (&c->arena, cap + 1),
-                sutra_arena_alloc (&c->arena, (cap + 1) * sizeof (SutraTokAlign)), 0, 0 };
+  ReplBuf r = { sutra_tok_arena_alloc (&c->arena, cap + 1),
+                sutra_tok_arena_alloc (&c->arena, (cap + 1) * sizeof (SutraTokAlign)), 0, 0 };
   pos = 0;
   last = SIZE_MAX;
   while (sutra_tok_regex_next (c, pat->slot, p->s, p->len, &pos, &last, &ms, &me))
@@ -666,8 +666,8 @@ sutra_piece_byte_map (SutraTokCtx *c, SutraPiece *p)
   /* Each input char becomes one char per byte; the first replaces it (change 0), the
    * others are inserted (+1). All of them therefore align to the whole input char. */
   const uint32_t *bc = sutra_tok_byte_chars ();
-  char *out = sutra_arena_alloc (&c->arena, p->len * 2 + 1);
-  SutraTokAlign *al = sutra_arena_alloc (&c->arena, (p->len * 2 + 1) * sizeof *al);
+  char *out = sutra_tok_arena_alloc (&c->arena, p->len * 2 + 1);
+  SutraTokAlign *al = sutra_tok_arena_alloc (&c->arena, (p->len * 2 + 1) * sizeof *al);
   size_t o = 0;
   for (size_t i = 0; i < p->len;) {
     size_t cl = sutra_utf8_len_at (p->s + i);

@@ -486,7 +486,7 @@ piece_slice (SutraTokCtx *c, const SutraPiece *p, size_t a, size_t b)
     return q;
   }
   /* not on char boundaries (never for valid matches): materialize the alignments */
-  SutraTokAlign *al = sutra_arena_alloc (&c->arena, (b - a) * sizeof *al);
+  SutraTokAlign *al = sutra_tok_arena_alloc (&c->arena, (b - a) * sizeof *al);
   for (size_t i = a; i < b; i++)
     al[i - a] = sutra_piece_align (p, i);
   q.al = al;
@@ -517,7 +517,7 @@ run_steps (SutraTokCtx *c, const SutraPiece *p, size_t k)
   if (k == c->tok->n_steps)
     return run_model (c, p);
   const SutraTokStep *st = &c->tok->steps[k];
-  SutraArenaMark mark = sutra_arena_mark (&c->arena);
+  SutraTokArenaMark mark = sutra_tok_arena_mark (&c->arena);
   bool ok = true;
   SutraPiece q = *p;
   switch (st->kind) {
@@ -572,7 +572,7 @@ run_steps (SutraTokCtx *c, const SutraPiece *p, size_t k)
     break;
   }
   }
-  sutra_arena_reset (&c->arena, mark);
+  sutra_tok_arena_reset (&c->arena, mark);
   return ok && c->status == SUTRA_OK;
 }
 

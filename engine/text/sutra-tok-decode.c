@@ -57,9 +57,9 @@ sb_add (SBuf *b, const char *s, size_t n)
 
 /* Moves the buffer contents into the arena and appends them to the list. */
 static void
-sl_take (StrList *l, SutraArena *a, SBuf *b)
+sl_take (StrList *l, SutraTokArena *a, SBuf *b)
 {
-  sl_push (l, sutra_arena_strndup (a, b->p ? b->p : "", b->n), b->n);
+  sl_push (l, sutra_tok_arena_strndup (a, b->p ? b->p : "", b->n), b->n);
   b->n = 0;
 }
 
@@ -144,12 +144,12 @@ byte_token (const Str *t)
 }
 
 static void
-flush_bytes (StrList *out, SutraArena *ar, SBuf *bytes)
+flush_bytes (StrList *out, SutraTokArena *ar, SBuf *bytes)
 {
   if (!bytes->n)
     return;
   if (sutra_utf8_valid_prefix (bytes->p, bytes->n) == bytes->n)
-    sl_push (out, sutra_arena_strndup (ar, bytes->p, bytes->n), bytes->n);
+    sl_push (out, sutra_tok_arena_strndup (ar, bytes->p, bytes->n), bytes->n);
   else
     for (size_t k = 0; k < bytes->n; k++)
       sl_push (out, "\xEF\xBF\xBD", 3);
@@ -159,7 +159,7 @@ flush_bytes (StrList *out, SutraArena *ar, SBuf *bytes)
 static bool
 apply_decoder (SutraTokCtx *c, const SutraTokDec *d, const StrList *in, StrList *out)
 {
-  SutraArena *ar = &c->arena;
+  SutraTokArena *ar = &c->arena;
   SBuf b = { 0 };
   switch (d->kind) {
   case SUTRA_DEC_BYTELEVEL: {
@@ -194,7 +194,7 @@ apply_decoder (SutraTokCtx *c, const SutraTokDec *d, const StrList *in, StrList 
     }
     size_t cl;
     char *clean = sutra_utf8_sanitize (bytes.p ? bytes.p : "", bytes.n, &cl, NULL);
-    sl_push (out, sutra_arena_strndup (ar, clean, cl), cl);
+    sl_push (out, sutra_tok_arena_strndup (ar, clean, cl), cl);
     free (clean);
     free (bytes.p);
     break;

@@ -31,7 +31,7 @@ sutra_tok_ctx_clear (SutraTokCtx *c)
 {
   if (c->md)
     pcre2_match_data_free (c->md);
-  sutra_arena_free (&c->arena);
+  sutra_tok_arena_free (&c->arena);
   free (c->cps);
   free (c->chg);
   free (c->ids);
@@ -357,7 +357,7 @@ slice (const SutraPiece *p, size_t a, size_t b)
 static bool
 phase2 (SutraTokCtx *c, SutraPiece q)
 {
-  SutraArenaMark mark = sutra_arena_mark (&c->arena);
+  SutraTokArenaMark mark = sutra_tok_arena_mark (&c->arena);
   bool ok = sutra_tok_normalize (c, &q);
   if (ok && q.len > 0) {
     AddIter it = { &c->tok->trie_norm, q.s, q.len, 0, 0, false, false, 0, 0, 0 };
@@ -374,7 +374,7 @@ phase2 (SutraTokCtx *c, SutraPiece q)
       }
     }
   }
-  sutra_arena_reset (&c->arena, mark);
+  sutra_tok_arena_reset (&c->arena, mark);
   return ok && c->status == SUTRA_OK;
 }
 

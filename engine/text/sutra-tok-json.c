@@ -1,6 +1,7 @@
 /* sutra-tok-json.c: JSON accessors with path-naming errors, base64, and whole-document
  * parsing for the tokenizer.json / tokenizer_config.json loader (json-c). */
 #include "sutra-tok-json-private.h"
+#include "sutra-json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -272,32 +273,11 @@ tj_parse (Ld *l, const char *text, size_t len, const char *what, SutraStatus *st
     *st = tj_bad (l, SUTRA_ERR_FORMAT, what, "file too large (%zu bytes)", len);
     return NULL;
   }
-  size_t bad_at = sutra_utf8_valid_prefix (text, len);
-  if (bad_at != len) {
-    *st = tj_bad (l, SUTRA_ERR_FORMAT, what, "not valid UTF-8 at byte %zu", bad_at);
-    return NULL;
-  }
-  json_tokener *jt = json_tokener_new_ex (64);
-  json_object *o = json_tokener_parse_ex (jt, text, (int) len);
-  enum json_tokener_error je = json_tokener_get_error (jt);
-  size_t used = jt->char_offset;
-  json_tokener_free (jt);
-  if (!o || je != json_tokener_success) {
-    json_object_put (o);
-    *st = tj_bad (l, SUTRA_ERR_FORMAT, what, "invalid JSON near byte %zu: %s", used,
-                  je == json_tokener_continue ? "unexpected end of file" : json_tokener_error_desc (je));
-    return NULL;
-  }
-  for (size_t i = used; i < len; i++)
-    if (!strchr (" \t\r\n", text[i]) || text[i] == '\0') {
-      json_object_put (o);
-      *st = tj_bad (l, SUTRA_ERR_FORMAT, what, "invalid JSON: trailing characters at byte %zu", i);
-      return NULL;
-    }
-  if (!json_object_is_type (o, json_type_object)) {
-    json_object_put (o);
-    *st = tj_bad (l, SUTRA_ERR_FORMAT, what, "expected a JSON object at the top level");
-    return NULL;
-  }
-  return o;
+  /* serde_json (what HF uses) is strict: RFC 8259, valid UTF-8, nothing after the value */
+  char *name = what && *what ? sutra_xasprintf ("%s: %s", l->tok->name, what)
+                             : sutra_xstrdup (l->tok->name);
+  json_object *o = NULL;
+  *st = sutra_json_parse (text, len, name, SUTRA_JSON_STRICT | SUTRA_JSON_OBJECT, &o, l->err);
+  free (name);
+  return *st == SUTRA_OK ? o : NULL;
 }

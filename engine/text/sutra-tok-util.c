@@ -264,8 +264,8 @@ sutra_uc_is_chinese (uint32_t c)
 /* ---------------------------------------------------------------------------------------
  * Arena */
 
-struct SutraArenaBlock {
-  SutraArenaBlock *next;
+struct SutraTokArenaBlock {
+  SutraTokArenaBlock *next;
   size_t size, used;
   _Alignas (16) unsigned char data[];
 };
@@ -273,12 +273,12 @@ struct SutraArenaBlock {
 #define ARENA_MIN_BLOCK ((size_t) 64 << 10)
 
 void *
-sutra_arena_alloc (SutraArena *a, size_t n)
+sutra_tok_arena_alloc (SutraTokArena *a, size_t n)
 {
   n = (n + 15) & ~(size_t) 15;
   if (n == 0)
     n = 16;
-  SutraArenaBlock *b = a->cur;
+  SutraTokArenaBlock *b = a->cur;
   if (b && b->size - b->used >= n) {
     void *p = b->data + b->used;
     b->used += n;
@@ -298,7 +298,7 @@ sutra_arena_alloc (SutraArena *a, size_t n)
     want = (size_t) 64 << 20;
   if (want < n)
     want = n;
-  SutraArenaBlock *nb = sutra_xmalloc (sizeof *nb + want);
+  SutraTokArenaBlock *nb = sutra_xmalloc (sizeof *nb + want);
   nb->size = want;
   nb->used = n;
   if (b) {
@@ -313,23 +313,23 @@ sutra_arena_alloc (SutraArena *a, size_t n)
 }
 
 char *
-sutra_arena_strndup (SutraArena *a, const char *s, size_t n)
+sutra_tok_arena_strndup (SutraTokArena *a, const char *s, size_t n)
 {
-  char *p = sutra_arena_alloc (a, n + 1);
+  char *p = sutra_tok_arena_alloc (a, n + 1);
   if (n)
     memcpy (p, s, n);
   p[n] = '\0';
   return p;
 }
 
-SutraArenaMark
-sutra_arena_mark (const SutraArena *a)
+SutraTokArenaMark
+sutra_tok_arena_mark (const SutraTokArena *a)
 {
-  return (SutraArenaMark) { a->cur, a->cur ? a->cur->used : 0 };
+  return (SutraTokArenaMark) { a->cur, a->cur ? a->cur->used : 0 };
 }
 
 void
-sutra_arena_reset (SutraArena *a, SutraArenaMark m)
+sutra_tok_arena_reset (SutraTokArena *a, SutraTokArenaMark m)
 {
   if (!m.blk) {
     a->cur = a->first;
@@ -342,11 +342,11 @@ sutra_arena_reset (SutraArena *a, SutraArenaMark m)
 }
 
 void
-sutra_arena_free (SutraArena *a)
+sutra_tok_arena_free (SutraTokArena *a)
 {
-  SutraArenaBlock *b = a->first;
+  SutraTokArenaBlock *b = a->first;
   while (b) {
-    SutraArenaBlock *n = b->next;
+    SutraTokArenaBlock *n = b->next;
     free (b);
     b = n;
   }
@@ -410,7 +410,7 @@ void
 sutra_strmap_free (SutraStrMap *m)
 {
   free (m->ents);
-  sutra_arena_free (&m->keys);
+  sutra_tok_arena_free (&m->keys);
   memset (m, 0, sizeof *m);
 }
 
@@ -467,7 +467,7 @@ sutra_strmap_put (SutraStrMap *m, const char *k, size_t len, int32_t val)
     e->val = val;
     return prev;
   }
-  e->key = sutra_arena_strndup (&m->keys, k, len);
+  e->key = sutra_tok_arena_strndup (&m->keys, k, len);
   e->len = (uint32_t) len;
   e->hash = h;
   e->val = val;

@@ -54,19 +54,19 @@ bool sutra_uc_is_chinese (uint32_t c);        /* BertNormalizer's CJK ranges */
 
 /* ---------------------------------------------------------------------------------------
  * Arena: bump allocator in chunks; pointers stay valid until reset past them. */
-typedef struct SutraArenaBlock SutraArenaBlock;
+typedef struct SutraTokArenaBlock SutraTokArenaBlock;
 typedef struct {
-  SutraArenaBlock *first, *cur;
-} SutraArena;
+  SutraTokArenaBlock *first, *cur;
+} SutraTokArena;
 typedef struct {
-  SutraArenaBlock *blk;
+  SutraTokArenaBlock *blk;
   size_t used;
-} SutraArenaMark;
-void          *sutra_arena_alloc (SutraArena *a, size_t n);      /* 8-byte aligned */
-char          *sutra_arena_strndup (SutraArena *a, const char *s, size_t n);
-SutraArenaMark sutra_arena_mark (const SutraArena *a);
-void           sutra_arena_reset (SutraArena *a, SutraArenaMark m);
-void           sutra_arena_free (SutraArena *a);
+} SutraTokArenaMark;
+void          *sutra_tok_arena_alloc (SutraTokArena *a, size_t n);      /* 8-byte aligned */
+char          *sutra_tok_arena_strndup (SutraTokArena *a, const char *s, size_t n);
+SutraTokArenaMark sutra_tok_arena_mark (const SutraTokArena *a);
+void           sutra_tok_arena_reset (SutraTokArena *a, SutraTokArenaMark m);
+void           sutra_tok_arena_free (SutraTokArena *a);
 
 /* ---------------------------------------------------------------------------------------
  * Hash maps (open addressing, linear probing). */
@@ -81,7 +81,7 @@ typedef struct {
 typedef struct {
   SutraStrEnt *ents;   /* capacity entries, key == NULL when empty */
   size_t cap, count;
-  SutraArena keys;
+  SutraTokArena keys;
 } SutraStrMap;
 void    sutra_strmap_init (SutraStrMap *m, size_t expect);
 void    sutra_strmap_free (SutraStrMap *m);
@@ -370,7 +370,7 @@ struct SutraTokenizer {
  * Encode context (one per call; owns every scratch buffer, so the tokenizer stays const). */
 typedef struct {
   const SutraTokenizer *tok;
-  SutraArena arena;
+  SutraTokArena arena;
   pcre2_match_data *md;          /* created on first regex use; shared by all patterns */
   SutraError *err;
   SutraStatus status;
