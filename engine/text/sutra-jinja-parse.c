@@ -120,17 +120,14 @@ fail_tok (Parser *p, const char *what)
 {
   char d[64];
   describe (cur (p), d, sizeof d);
-  jn_fail (p->r, SUTRA_ERR_FORMAT, cur (p)->line, "expected %s, got '%s'", what, d);
+  jn_fail (p->r, SUTRA_ERR_FORMAT, cur (p)->line, "expected token '%s', got '%s'", what, d);
 }
 
 static void
 expect_op (Parser *p, const char *op)
 {
-  if (!skip_op (p, op)) {
-    char w[16];
-    snprintf (w, sizeof w, "'%s'", op);
-    fail_tok (p, w);
-  }
+  if (!skip_op (p, op))
+    fail_tok (p, op);
 }
 
 static void
@@ -145,7 +142,7 @@ static const char *
 expect_name (Parser *p)
 {
   if (cur (p)->kind != T_NAME)
-    fail_tok (p, "a name");
+    fail_tok (p, "name");
   const char *s = jn_strndup (p->r, cur (p)->s, cur (p)->len);
   next (p);
   return s;
@@ -858,7 +855,7 @@ parse_for (Parser *p, int line)
   JnNode *f = node_new (p, N_FOR, line);
   f->u.for_.target = parse_assign_target (p, true, false, "in", false);
   if (!skip_name (p, "in"))
-    fail_tok (p, "'in'");
+    fail_tok (p, "in");
   f->u.for_.iter = parse_tuple (p, false, false, "recursive", false);
   if (skip_name (p, "if"))
     f->u.for_.filter = parse_expression (p, true);
@@ -957,7 +954,7 @@ parse_statement (Parser *p)
   const JnTok *t = cur (p);
   int line = t->line;
   if (t->kind != T_NAME)
-    fail_tok (p, "a tag name");
+    fail_tok (p, "name");
   enter (p);
   JnNode *node;
   if (skip_name (p, "for")) {
