@@ -23,6 +23,7 @@ struct SutraChatTemplate {
   int64_t now;
   bool fallback;
   const char *builtin;            /* family name when built from a family */
+  SutraJinjaOptions limits;       /* render limits (zero = sutra-jinja defaults); fuzzers lower them */
 };
 
 struct json_object;

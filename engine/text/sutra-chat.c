@@ -241,16 +241,23 @@ sutra_chat_render_array (const SutraChatTemplate *t, struct json_object *message
   }
   for (size_t i = 0; i < t->n_vars; i++)
     json_object_object_add (vars, t->var_names[i], json_tokener_parse (t->var_json[i]));
-  SutraJinjaOptions o = { 0 };
+  SutraJinjaOptions o = t->limits;
   clock_for (t, &o);
   size_t len;
-  SutraStatus st = sutra_jinja_render (t->tpl, vars, &o, out, &len, err);
+  char *res;
+  SutraStatus st = sutra_jinja_render (t->tpl, vars, &o, &res, &len, err);
   /* the caller's array stays alive: drop our reference without freeing it */
   json_object_put (vars);
   if (st != SUTRA_OK) {
     sutra_error_prefix (err, "%s", t->label);
     return st;
   }
+  if (strlen (res) != len) {              /* the API hands out C strings and byte offsets */
+    free (res);
+    return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s: the rendered text contains a NUL "
+                            "character", t->label);
+  }
+  *out = res;
   if (out_len)
     *out_len = len;
   return SUTRA_OK;

@@ -486,7 +486,7 @@ is_numeric (JVal v)
 static int64_t
 ival (JVal v)
 {
-  return v.t == JV_INT ? v.v.i : (int64_t) v.v.b;
+  return v.t == JV_INT ? v.v.i : v.t == JV_BOOL ? (int64_t) v.v.b : 0;
 }
 
 static double
@@ -657,6 +657,12 @@ jn_binop (JnCtx *c, JnOp op, JVal a, JVal b, int line)
   }
   if (op == OP_MOD && a.t == JV_STR)
     return jn_percent_format (c, a.v.s, b, line);
+  if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.v.l->kind == LK_PLAIN)))
+    jn_fail (r, SUTRA_ERR_FORMAT, line, "can't multiply sequence by non-int of type '%s'",
+             jv_type_name (b));
+  if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.v.l->kind == LK_PLAIN)))
+    jn_fail (r, SUTRA_ERR_FORMAT, line, "can't multiply sequence by non-int of type '%s'",
+             jv_type_name (a));
   jn_fail (r, SUTRA_ERR_FORMAT, line, "unsupported operand type(s) for %s: '%s' and '%s'",
            op_symbol (op), jv_type_name (a), jv_type_name (b));
 }
@@ -670,8 +676,6 @@ contains (JnCtx *c, JVal needle, JVal hay, int line)
   case JV_UNDEF:
     return false;
   case JV_STR:
-    if (needle.t == JV_UNDEF)
-      jn_fail_undefined (c, needle, line);
     if (needle.t != JV_STR)
       jn_fail (r, SUTRA_ERR_FORMAT, line, "'in <string>' requires string as left operand, not %s",
                jv_type_name (needle));
@@ -840,7 +844,7 @@ call_builtin (JnCtx *c, JFunc *f, const JnCallArgs *a, int line)
   case FN_RANGE: {
     if (a->n < 1 || a->n > 3 || a->nkw)
       jn_fail (r, SUTRA_ERR_FORMAT, line, "range expected 1 to 3 integer arguments");
-    int64_t v[3];
+    int64_t v[3] = { 0, 0, 0 };
     for (size_t i = 0; i < a->n; i++) {
       if (a->v[i].t == JV_UNDEF)
         jn_fail_undefined (c, a->v[i], line);
@@ -1229,6 +1233,9 @@ assign (JnCtx *c, const JnNode *target, JVal v, Scope *s)
     return;
   }
   /* tuple unpacking */
+  if (v.t != JV_UNDEF && v.t != JV_STR && v.t != JV_LIST && v.t != JV_DICT && v.t != JV_LOOP)
+    jn_fail (r, SUTRA_ERR_FORMAT, target->line, "cannot unpack non-iterable %s object",
+             jv_type_name (v));
   JList *items = jn_iterate (c, v, target->line);
   size_t want = target->u.items.n;
   if (items->n < want)

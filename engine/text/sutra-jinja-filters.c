@@ -415,6 +415,8 @@ filter_indent (JnCtx *c, JVal x, const JnCallArgs *a, int line)
   }
   if (x.t == JV_UNDEF)
     jn_fail_undefined (c, x, line);
+  if (x.t == JV_LIST && x.v.l->kind == LK_PLAIN && !x.v.l->tuple)   /* list += "\n" works */
+    jn_fail (r, SUTRA_ERR_FORMAT, line, "'list' object has no attribute 'splitlines'");
   if (x.t != JV_STR)                      /* Jinja's indent does s += "\n" on the value */
     jn_fail (r, SUTRA_ERR_FORMAT, line, "unsupported operand type(s) for +=: '%s' and 'str'",
              jv_type_name (x));
@@ -544,8 +546,6 @@ round_value (JnCtx *c, JVal x, const JnCallArgs *a, int line)
   if (method.t != JV_STR || (strcmp (method.v.s->data, "common") && strcmp (method.v.s->data, "ceil")
                              && strcmp (method.v.s->data, "floor")))
     jn_fail (r, SUTRA_ERR_FORMAT, line, "method must be common, ceil or floor");
-  if (x.t == JV_UNDEF)
-    jn_fail_undefined (c, x, line);
   if (x.t != JV_INT && x.t != JV_BOOL && x.t != JV_FLOAT)
     jn_fail (r, SUTRA_ERR_FORMAT, line, "type %s doesn't define __round__ method",
              jv_type_name (x));
@@ -629,7 +629,6 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     }
     if (x.t == JV_BOOL) return jv_int (x.v.b);
     if (x.t == JV_FLOAT) return jv_float (fabs (x.v.f));
-    if (x.t == JV_UNDEF) jn_fail_undefined (c, x, line);
     jn_fail (r, SUTRA_ERR_FORMAT, line, "bad operand type for abs(): '%s'", jv_type_name (x));
   case F_ATTR: {
     JStr *name = soft_str (c, arg (a, 0, "name", jv_undef ()));
@@ -703,8 +702,11 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
       pos = 1;
     else
       jn_fail (r, SUTRA_ERR_FORMAT, line, "You can only sort by either 'key' or 'value'");
-    if (x.t != JV_DICT)
-      jn_fail (r, SUTRA_ERR_FORMAT, line, "dictsort: value must be a mapping");
+    if (x.t == JV_UNDEF)
+      jn_fail_undefined (c, x, line);
+    if (x.t != JV_DICT)                   /* Jinja calls value.items() */
+      jn_fail (r, SUTRA_ERR_FORMAT, line, "'%s' object has no attribute 'items'",
+               jv_type_name (x));
     size_t n = x.v.d->n;
     JVal *items = jn_alloc (r, (n ? n : 1) * sizeof *items);
     JVal *keys = jn_alloc (r, (n ? n : 1) * sizeof *keys);
@@ -1046,8 +1048,9 @@ jn_apply_test (JnCtx *c, int tid, JVal x, const JnCallArgs *a, int line)
     for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++)
       if ((int) TESTS[i].id == tid)
         name = TESTS[i].name;
-    jn_fail (r, SUTRA_ERR_FORMAT, line, "test '%s' takes %zu argument(s) but %zu were given", name,
-             want + 1, a->n + a->nkw + 1);
+    /* Python's message for jinja2.tests.test_<name>(value[, arg]) */
+    jn_fail (r, SUTRA_ERR_FORMAT, line, "test_%s() takes %zu positional argument%s but %zu were "
+             "given", name, want + 1, want ? "s" : "", a->n + a->nkw + 1);
   }
   switch ((TestId) tid) {
   case T_BOOLEAN: return x.t == JV_BOOL;
