@@ -40,25 +40,6 @@ static const char *const UNSUPPORTED_FILTERS[] = {
   "wordwrap", "xmlattr", NULL,
 };
 
-typedef enum {
-  T_BOOLEAN, T_CALLABLE, T_DEFINED, T_DIVISIBLEBY, T_EQ, T_ESCAPED, T_EVEN, T_FALSE, T_FILTER,
-  T_FLOATT, T_GE, T_GT, T_IN, T_INTEGER, T_ITERABLE, T_LE, T_LOWER, T_LT, T_MAPPING, T_NE,
-  T_NONE, T_NUMBER, T_ODD, T_SAMEAS, T_SEQUENCE, T_STRINGT, T_TEST, T_TRUE, T_UNDEFINED, T_UPPER,
-} TestId;
-
-static const struct { const char *name; TestId id; } TESTS[] = {
-  { "boolean", T_BOOLEAN }, { "callable", T_CALLABLE }, { "defined", T_DEFINED },
-  { "divisibleby", T_DIVISIBLEBY }, { "eq", T_EQ }, { "equalto", T_EQ }, { "==", T_EQ },
-  { "escaped", T_ESCAPED }, { "even", T_EVEN }, { "false", T_FALSE }, { "filter", T_FILTER },
-  { "float", T_FLOATT }, { "ge", T_GE }, { ">=", T_GE }, { "gt", T_GT },
-  { "greaterthan", T_GT }, { ">", T_GT }, { "in", T_IN }, { "integer", T_INTEGER },
-  { "iterable", T_ITERABLE }, { "le", T_LE }, { "<=", T_LE }, { "lower", T_LOWER },
-  { "lt", T_LT }, { "lessthan", T_LT }, { "<", T_LT }, { "mapping", T_MAPPING },
-  { "ne", T_NE }, { "!=", T_NE }, { "none", T_NONE }, { "number", T_NUMBER }, { "odd", T_ODD },
-  { "sameas", T_SAMEAS }, { "sequence", T_SEQUENCE }, { "string", T_STRINGT },
-  { "test", T_TEST }, { "true", T_TRUE }, { "undefined", T_UNDEFINED }, { "upper", T_UPPER },
-};
-
 int
 jn_filter_id (const char *name, bool *known_but_unsupported)
 {
@@ -71,15 +52,6 @@ jn_filter_id (const char *name, bool *known_but_unsupported)
   return -1;
 }
 
-int
-jn_test_id (const char *name, bool *known_but_unsupported)
-{
-  (void) known_but_unsupported;
-  for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++)
-    if (strcmp (TESTS[i].name, name) == 0)
-      return (int) TESTS[i].id;
-  return -1;
-}
 
 /* ---- argument helpers ------------------------------------------------------------------- */
 
@@ -253,105 +225,7 @@ html_escape (JnCtx *c, JVal v)
   return jbuf_to_str (&b);
 }
 
-/* Python float(str): surrounding whitespace, underscores between digits, inf/nan words. */
-static bool
-parse_py_float (JStr *s, double *out)
-{
-  char buf[128];
-  size_t a = 0, b = s->len;
-  while (a < b && jn_py_isspace ((unsigned char) s->data[a]))
-    a++;
-  while (b > a && jn_py_isspace ((unsigned char) s->data[b - 1]))
-    b--;
-  if (b - a == 0 || b - a >= sizeof buf)
-    return false;
-  size_t k = 0;
-  for (size_t i = a; i < b; i++) {
-    char ch = s->data[i];
-    if (ch == '_') {
-      bool ok = i > a && i + 1 < b && s->data[i - 1] >= '0' && s->data[i - 1] <= '9' &&
-                s->data[i + 1] >= '0' && s->data[i + 1] <= '9';
-      if (!ok)
-        return false;
-      continue;
-    }
-    if ((unsigned char) ch >= 0x80 || ch == 'x' || ch == 'X' || ch == 'p' || ch == 'P')
-      return false;                        /* no hex floats in Python's float() */
-    buf[k++] = ch;
-  }
-  buf[k] = '\0';
-  const char *w = buf + (buf[0] == '+' || buf[0] == '-');
-  if (!strcasecmp (w, "inf") || !strcasecmp (w, "infinity") || !strcasecmp (w, "nan")) {
-    double v = (w[0] == 'n' || w[0] == 'N') ? NAN : INFINITY;
-    *out = buf[0] == '-' ? -v : v;
-    return true;
-  }
-  for (const char *p = w; *p; p++)
-    if (!strchr ("0123456789.eE+-", *p))
-      return false;
-  char *end;
-  errno = 0;
-  double v = strtod (buf, &end);
-  if (*end || end == buf)
-    return false;
-  *out = v;
-  return true;
-}
 
-/* Python int(str, base) for base 10 (and 2/8/16 with their prefixes). */
-static bool
-parse_py_int (JStr *s, int base, int64_t *out)
-{
-  size_t a = 0, b = s->len;
-  while (a < b && jn_py_isspace ((unsigned char) s->data[a]))
-    a++;
-  while (b > a && jn_py_isspace ((unsigned char) s->data[b - 1]))
-    b--;
-  if (a == b)
-    return false;
-  bool neg = false;
-  if (s->data[a] == '+' || s->data[a] == '-') {
-    neg = s->data[a] == '-';
-    a++;
-  }
-  if (base == 16 || base == 8 || base == 2 || base == 0) {
-    if (b - a > 2 && s->data[a] == '0') {
-      char k = (char) (s->data[a + 1] | 0x20);
-      int pb = k == 'x' ? 16 : k == 'o' ? 8 : k == 'b' ? 2 : 0;
-      if (pb && (base == 0 || base == pb)) {
-        base = pb;
-        a += 2;
-        if (a < b && s->data[a] == '_')
-          a++;
-      }
-    }
-    if (base == 0)
-      base = 10;
-  }
-  if (base < 2 || base > 36 || a == b)
-    return false;
-  uint64_t v = 0;
-  bool prev_digit = false;
-  for (size_t i = a; i < b; i++) {
-    char ch = s->data[i];
-    if (ch == '_' && prev_digit && i + 1 < b) {
-      prev_digit = false;
-      continue;
-    }
-    int d = ch >= '0' && ch <= '9' ? ch - '0' : (ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'
-                                                  ? (ch | 0x20) - 'a' + 10 : 99;
-    if (d >= base)
-      return false;
-    if (v > (UINT64_C (0x7fffffffffffffff) - (uint64_t) d) / (uint64_t) base)
-      return false;
-    v = v * (uint64_t) base + (uint64_t) d;
-    prev_digit = true;
-  }
-  if (!prev_digit)
-    return false;
-  *out = neg ? -(int64_t) v : (int64_t) v;
-  return true;
-}
 
 static JVal
 filter_tojson (JnCtx *c, JVal x, const JnCallArgs *a, int line)
@@ -752,7 +626,7 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     case JV_FLOAT: return x;
     case JV_INT: return jv_float ((double) x.v.i);
     case JV_BOOL: return jv_float (x.v.b);
-    case JV_STR: return parse_py_float (x.v.s, &f) ? jv_float (f) : def;
+    case JV_STR: return jn_parse_py_float (x.v.s, &f) ? jv_float (f) : def;
     default: return def;
     }
   }
@@ -772,9 +646,9 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
         jn_fail (r, SUTRA_ERR_FORMAT, line, "cannot convert float infinity to integer");
       return jv_int ((int64_t) x.v.f);
     case JV_STR:
-      if (parse_py_int (x.v.s, (int) base, &i))
+      if (jn_parse_py_int (x.v.s, (int) base, &i))
         return jv_int (i);
-      if (parse_py_float (x.v.s, &f)) {     /* Jinja's quirk: "42.23"|int gives 42 */
+      if (jn_parse_py_float (x.v.s, &f)) {     /* Jinja's quirk: "42.23"|int gives 42 */
         if (isnan (f))
           return def;
         if (isinf (f) || fabs (f) >= 9.2e18)
@@ -1022,119 +896,4 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
-static bool
-test_cmp (JnCtx *c, TestId id, JVal x, JVal y, int line)
-{
-  JnRun *r = jn_ctx_run (c);
-  switch (id) {
-  case T_EQ: return jv_equal (r, x, y);
-  case T_NE: return !jv_equal (r, x, y);
-  case T_LT: return jv_cmp (r, OP_LT, x, y, line);
-  case T_LE: return jv_cmp (r, OP_LE, x, y, line);
-  case T_GT: return jv_cmp (r, OP_GT, x, y, line);
-  default: return jv_cmp (r, OP_GE, x, y, line);
-  }
-}
 
-bool
-jn_apply_test (JnCtx *c, int tid, JVal x, const JnCallArgs *a, int line)
-{
-  JnRun *r = jn_ctx_run (c);
-  jn_step (c, 1, line);
-  size_t want = (tid == T_DIVISIBLEBY || tid == T_SAMEAS || tid == T_IN || tid == T_EQ ||
-                 tid == T_NE || tid == T_LT || tid == T_LE || tid == T_GT || tid == T_GE) ? 1 : 0;
-  if (a->n + a->nkw != want) {
-    const char *name = "?";
-    for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++)
-      if ((int) TESTS[i].id == tid)
-        name = TESTS[i].name;
-    /* Python's message for jinja2.tests.test_<name>(value[, arg]) */
-    jn_fail (r, SUTRA_ERR_FORMAT, line, "test_%s() takes %zu positional argument%s but %zu were "
-             "given", name, want + 1, want ? "s" : "", a->n + a->nkw + 1);
-  }
-  switch ((TestId) tid) {
-  case T_BOOLEAN: return x.t == JV_BOOL;
-  case T_CALLABLE: return x.t == JV_FUNC || x.t == JV_UNDEF || x.t == JV_LOOP;
-  case T_DEFINED: return x.t != JV_UNDEF;
-  case T_UNDEFINED: return x.t == JV_UNDEF;
-  case T_NONE: return x.t == JV_NONE;
-  case T_FALSE: return x.t == JV_BOOL && !x.v.b;
-  case T_TRUE: return x.t == JV_BOOL && x.v.b;
-  case T_INTEGER: return x.t == JV_INT;
-  case T_FLOATT: return x.t == JV_FLOAT;
-  case T_NUMBER: return x.t == JV_INT || x.t == JV_FLOAT || x.t == JV_BOOL;
-  case T_STRINGT: return x.t == JV_STR;
-  case T_MAPPING: return x.t == JV_DICT;
-  case T_ITERABLE:
-    return x.t == JV_STR || x.t == JV_LIST || x.t == JV_DICT || x.t == JV_UNDEF || x.t == JV_LOOP;
-  case T_SEQUENCE:
-    return x.t == JV_STR || x.t == JV_DICT || x.t == JV_UNDEF ||
-           (x.t == JV_LIST && (x.v.l->kind == LK_PLAIN || x.v.l->kind == LK_RANGE));
-  case T_ESCAPED: return false;
-  case T_LOWER: return jn_str_is (soft_str (c, x), "lower");
-  case T_UPPER: return jn_str_is (soft_str (c, x), "upper");
-  case T_EVEN:
-  case T_ODD: {
-    if (x.t == JV_UNDEF)
-      jn_fail_undefined (c, x, line);
-    /* Jinja: value % 2 == 1 (odd), value % 2 == 0 (even); 3.5 is neither */
-    JVal m = jn_binop (c, OP_MOD, x, jv_int (2), line);
-    return jv_equal (r, m, jv_int (tid == T_ODD ? 1 : 0));
-  }
-  case T_DIVISIBLEBY: {
-    JVal m = jn_binop (c, OP_MOD, x, arg (a, 0, "num", jv_undef ()), line);
-    return jv_equal (r, m, jv_int (0));
-  }
-  case T_SAMEAS: {
-    JVal y = arg (a, 0, "other", jv_undef ());
-    if (x.t != y.t)
-      return false;
-    switch (x.t) {
-    case JV_NONE: case JV_UNDEF: return x.t == JV_NONE ? true : x.v.u == y.v.u;
-    case JV_BOOL: return x.v.b == y.v.b;
-    case JV_INT: return x.v.i == y.v.i && x.v.i >= -5 && x.v.i <= 256;   /* CPython small ints */
-    case JV_STR: return x.v.s == y.v.s;
-    case JV_LIST: return x.v.l == y.v.l;
-    case JV_DICT: return x.v.d == y.v.d;
-    default: return x.v.fn == y.v.fn;
-    }
-  }
-  case T_IN: {
-    JVal hay = arg (a, 0, "seq", jv_undef ());
-    JnCallArgs none = { 0 };
-    (void) none;
-    switch (hay.t) {
-    case JV_UNDEF: return false;
-    case JV_STR:
-      if (x.t != JV_STR)
-        jn_fail (r, SUTRA_ERR_FORMAT, line, "'in <string>' requires string as left operand, "
-                 "not %s", jv_type_name (x));
-      return x.v.s->len == 0 || memmem (hay.v.s->data, hay.v.s->len, x.v.s->data, x.v.s->len);
-    case JV_DICT:
-      return jv_hashable (x) && jdict_get (hay.v.d, x) != NULL;
-    case JV_LIST:
-      for (size_t i = 0; i < hay.v.l->n; i++)
-        if (jv_equal (r, x, hay.v.l->items[i]))
-          return true;
-      return false;
-    default:
-      jn_fail (r, SUTRA_ERR_FORMAT, line, "argument of type '%s' is not iterable",
-               jv_type_name (hay));
-    }
-  }
-  case T_FILTER:
-  case T_TEST: {
-    if (x.t != JV_STR)
-      return false;
-    bool unsup = false;
-    return tid == T_FILTER ? jn_filter_id (x.v.s->data, &unsup) >= 0
-                           : jn_test_id (x.v.s->data, &unsup) >= 0;
-  }
-  case T_EQ: case T_NE: case T_LT: case T_LE: case T_GT: case T_GE: {
-    if (a->n + a->nkw < 1)
-      jn_fail (r, SUTRA_ERR_FORMAT, line, "test expects one argument");
-    return test_cmp (c, (TestId) tid, x, a->n ? a->v[0] : a->kwv[0], line);
-  }
-  }
-  jn_fail (r, SUTRA_ERR_FORMAT, line, "unknown test");
-}

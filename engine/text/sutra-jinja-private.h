@@ -187,6 +187,9 @@ int64_t  jn_str_count   (JStr *s, JStr *sub);
 JVal     jn_str_slice   (JnRun *r, JStr *s, int64_t start, int64_t step, int64_t count);
 JVal     jn_str_char_at (JnRun *r, JStr *s, int64_t i);        /* undefined-free: i in range */
 bool     jn_str_is      (JStr *s, const char *what);           /* isalpha, isdigit, ... */
+/* Python float(s) / int(s, base); false when Python raises ValueError. */
+bool     jn_parse_py_float (JStr *s, double *out);
+bool     jn_parse_py_int   (JStr *s, int base, int64_t *out);
 
 /* ---- template AST -------------------------------------------------------------------------- */
 typedef enum {
@@ -317,3 +320,86 @@ int64_t jn_len       (JnCtx *c, JVal v, int line);
 void   jn_step       (JnCtx *c, size_t cost, int line);        /* counts work against the limit */
 JVal   jn_binop      (JnCtx *c, JnOp op, JVal a, JVal b, int line);
 size_t jn_max_output (JnCtx *c);
+
+/* ---- evaluator internals (sutra-jinja-eval.c, -access.c, -call.c) ------------------------- */
+typedef struct Scope Scope;
+struct Scope {
+  Scope *parent;
+  size_t n, cap;
+  const char **names;
+  JVal *vals;
+};
+
+typedef enum {
+  FN_RANGE, FN_DICT, FN_NAMESPACE, FN_RAISE, FN_STRFTIME, FN_JOINER, FN_CYCLER, FN_LIPSUM,
+  FN_METHOD,       /* self.name(...) */
+  FN_MACRO, FN_CALLER, FN_LOOP_CYCLE, FN_LOOP_CHANGED, FN_JOINER_INST,
+  FN_UNSAFE,       /* a sandboxed attribute: calling it is a SecurityError */
+} FnKind;
+
+struct JFunc {
+  FnKind kind;
+  const char *name;          /* FN_METHOD: method name; FN_MACRO: macro name */
+  JVal self;                 /* FN_METHOD: the bound object */
+  const JnNode *node;        /* FN_MACRO / FN_CALLER */
+  Scope *closure;
+  JLoop *loop;               /* FN_LOOP* */
+  const char *sep;           /* FN_JOINER_INST */
+  bool used;                 /* FN_JOINER_INST */
+};
+
+struct JLoop {
+  JList *items;
+  int64_t index0;
+  int depth0;
+  const JnNode *node;        /* the for statement (recursive loops) */
+  Scope *scope;              /* where the for statement runs */
+  JVal changed_last;
+  bool changed_set;
+};
+
+struct JnCtx {
+  JnRun run;
+  SutraJinjaOptions opts;
+  size_t steps;
+  int depth;                 /* nested macro calls / recursive loops */
+  int expr_depth;
+  Scope *builtins;
+  JBuf *out;
+};
+
+enum { EXEC_NORMAL, EXEC_BREAK, EXEC_CONTINUE };
+
+
+Scope *jn_scope_new  (JnCtx *c, Scope *parent);
+void   jn_scope_set  (JnCtx *c, Scope *s, const char *name, JVal v);
+JVal  *jn_scope_find (Scope *s, const char *name);
+JVal   jn_func_value (JnCtx *c, FnKind kind);
+JVal   jn_eval       (JnCtx *c, const JnNode *n, Scope *s);
+int    jn_exec_body  (JnCtx *c, const JnNodes *body, Scope *s);
+JVal   jn_exec_for   (JnCtx *c, const JnNode *n, JVal iterable, Scope *s, int depth0);
+JVal   jn_render_capture (JnCtx *c, const JnNodes *body, Scope *s);
+bool   jn_contains   (JnCtx *c, JVal needle, JVal hay, int line);
+bool   jn_as_index   (JVal k, int64_t *i);
+JVal   jn_eval_slice (JnCtx *c, JVal obj, const JnNode *sl, Scope *s, int line);
+_Noreturn void jn_overflow (JnCtx *c, int line);
+void   jn_eval_args  (JnCtx *c, const JnArgs *a, Scope *s, JnCallArgs *out, int line);
+JVal   jn_percent_format (JnCtx *c, JStr *fmt, JVal args, int line);
+
+static inline bool
+jn_is_numeric (JVal v)
+{
+  return v.t == JV_INT || v.t == JV_BOOL || v.t == JV_FLOAT;
+}
+
+static inline int64_t
+jn_ival (JVal v)
+{
+  return v.t == JV_INT ? v.v.i : v.t == JV_BOOL ? (int64_t) v.v.b : 0;
+}
+
+static inline double
+jn_fval (JVal v)
+{
+  return v.t == JV_FLOAT ? v.v.f : (double) jn_ival (v);
+}

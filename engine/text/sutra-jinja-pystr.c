@@ -4,7 +4,11 @@
  * unicodeobject.c defines them. Character properties come from utf8proc. */
 #include "sutra-jinja-private.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utf8proc.h>
 
 #include "sutra-jinja-casetab.inc"
@@ -754,5 +758,107 @@ jn_str_is (JStr *s, const char *what)
     return any_cased;
   if (strcmp (what, "title") == 0)
     return title_ok && any_cased;
+  return true;
+}
+
+/* ---- Python float() / int() of a str -------------------------------------------------- */
+
+/* Python float(str): surrounding whitespace, underscores between digits, inf/nan words. */
+bool
+jn_parse_py_float (JStr *s, double *out)
+{
+  char buf[128];
+  size_t a = 0, b = s->len;
+  while (a < b && jn_py_isspace ((unsigned char) s->data[a]))
+    a++;
+  while (b > a && jn_py_isspace ((unsigned char) s->data[b - 1]))
+    b--;
+  if (b - a == 0 || b - a >= sizeof buf)
+    return false;
+  size_t k = 0;
+  for (size_t i = a; i < b; i++) {
+    char ch = s->data[i];
+    if (ch == '_') {
+      bool ok = i > a && i + 1 < b && s->data[i - 1] >= '0' && s->data[i - 1] <= '9' &&
+                s->data[i + 1] >= '0' && s->data[i + 1] <= '9';
+      if (!ok)
+        return false;
+      continue;
+    }
+    if ((unsigned char) ch >= 0x80 || ch == 'x' || ch == 'X' || ch == 'p' || ch == 'P')
+      return false;                        /* no hex floats in Python's float() */
+    buf[k++] = ch;
+  }
+  buf[k] = '\0';
+  const char *w = buf + (buf[0] == '+' || buf[0] == '-');
+  if (!strcasecmp (w, "inf") || !strcasecmp (w, "infinity") || !strcasecmp (w, "nan")) {
+    double v = (w[0] == 'n' || w[0] == 'N') ? NAN : INFINITY;
+    *out = buf[0] == '-' ? -v : v;
+    return true;
+  }
+  for (const char *p = w; *p; p++)
+    if (!strchr ("0123456789.eE+-", *p))
+      return false;
+  char *end;
+  errno = 0;
+  double v = strtod (buf, &end);
+  if (*end || end == buf)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* Python int(str, base) for base 10 (and 2/8/16 with their prefixes). */
+bool
+jn_parse_py_int (JStr *s, int base, int64_t *out)
+{
+  size_t a = 0, b = s->len;
+  while (a < b && jn_py_isspace ((unsigned char) s->data[a]))
+    a++;
+  while (b > a && jn_py_isspace ((unsigned char) s->data[b - 1]))
+    b--;
+  if (a == b)
+    return false;
+  bool neg = false;
+  if (s->data[a] == '+' || s->data[a] == '-') {
+    neg = s->data[a] == '-';
+    a++;
+  }
+  if (base == 16 || base == 8 || base == 2 || base == 0) {
+    if (b - a > 2 && s->data[a] == '0') {
+      char k = (char) (s->data[a + 1] | 0x20);
+      int pb = k == 'x' ? 16 : k == 'o' ? 8 : k == 'b' ? 2 : 0;
+      if (pb && (base == 0 || base == pb)) {
+        base = pb;
+        a += 2;
+        if (a < b && s->data[a] == '_')
+          a++;
+      }
+    }
+    if (base == 0)
+      base = 10;
+  }
+  if (base < 2 || base > 36 || a == b)
+    return false;
+  uint64_t v = 0;
+  bool prev_digit = false;
+  for (size_t i = a; i < b; i++) {
+    char ch = s->data[i];
+    if (ch == '_' && prev_digit && i + 1 < b) {
+      prev_digit = false;
+      continue;
+    }
+    int d = ch >= '0' && ch <= '9' ? ch - '0' : (ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'
+                                                  ? (ch | 0x20) - 'a' + 10 : 99;
+    if (d >= base)
+      return false;
+    if (v > (UINT64_C (0x7fffffffffffffff) - (uint64_t) d) / (uint64_t) base)
+      return false;
+    v = v * (uint64_t) base + (uint64_t) d;
+    prev_digit = true;
+  }
+  if (!prev_digit)
+    return false;
+  *out = neg ? -(int64_t) v : (int64_t) v;
   return true;
 }
