@@ -1,6 +1,9 @@
 /* sutra-cli.c: `sutra` entry point, command dispatch and option parsing. */
 #include "sutra-cli.h"
 #include "sutra-pool.h"
+#include "sutra-hub.h"
+#include "sutra-model.h"
+#include "sutra-lora.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -230,6 +233,26 @@ sutra_cli_parse_ids (const char *s, int **ids, int *n)
   *ids = v;
   *n = len;
   return true;
+}
+
+int
+sutra_cli_open_model (const char *arg, SutraModel **out)
+{
+  SutraError err;
+  char *dir;
+  if (sutra_hub_resolve_model (arg, &dir, &err))
+    return sutra_cli_fail (&err);
+  SutraStatus st = sutra_model_load (dir, out, &err);
+  free (dir);
+  if (st)
+    return sutra_cli_fail (&err);
+  return 0;
+}
+
+SutraStatus
+sutra_cli_attach_adapter (SutraModel *m, const char *dir, SutraError *err)
+{
+  return sutra_lora_load (m, dir, NULL, err);
 }
 
 int

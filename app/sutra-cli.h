@@ -62,3 +62,10 @@ int sutra_cli_usage_error (const char *command, const char *fmt, ...)
 int sutra_cli_fail (const SutraError *err);
 /* Installs a log sink printing warnings (and info with SUTRA_VERBOSE=1) to stderr. */
 void sutra_cli_setup_logging (void);
+
+/* Resolves MODEL (a folder, or a repo id in the Hugging Face cache) and loads it. Returns 0,
+ * or prints the error and returns the exit code. */
+struct SutraModel;
+int sutra_cli_open_model (const char *arg, struct SutraModel **out);
+/* Loads a PEFT adapter folder onto the model (for --adapter). */
+SutraStatus sutra_cli_attach_adapter (struct SutraModel *m, const char *dir, SutraError *err);

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 typedef struct {
   pthread_t thread;
   int index;
+  unsigned start_generation;   /* generation current when the worker was created */
 } Worker;
 
 static struct {
@@ -61,7 +63,9 @@ static void *
 worker_main (void *arg)
 {
   Worker *w = arg;
-  unsigned seen = atomic_load (&pool.generation);
+  /* Not a fresh load: a job dispatched between pthread_create and this line must still
+   * count as new for this worker, or its dispatcher would wait for it forever. */
+  unsigned seen = w->start_generation;
   for (;;) {
     unsigned g;
     int spins = 0;
@@ -107,6 +111,7 @@ start_workers (int nthreads)
   for (int i = 1; i < nthreads; i++) {
     Worker *w = &pool.workers[pool.nworkers];
     w->index = i;
+    w->start_generation = atomic_load (&pool.generation);
     if (pthread_create (&w->thread, NULL, worker_main, w) != 0)
       break;                     /* run with fewer threads rather than fail */
     pool.nworkers++;
@@ -175,4 +180,50 @@ sutra_parallel_for (int64_t n, int64_t grain, SutraRangeFunc fn, void *ctx)
   while (atomic_load_explicit (&pool.pending, memory_order_acquire) > 0)
     _mm_pause ();
   pthread_mutex_unlock (&pool.dispatch);
+}
+
+/* ---- per-thread scratch ---- */
+typedef struct {
+  float *buf[SUTRA_SCRATCH_SLOTS];
+  size_t cap[SUTRA_SCRATCH_SLOTS];
+} Scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void
+scratch_destroy (void *p)
+{
+  Scratch *s = p;
+  for (int i = 0; i < SUTRA_SCRATCH_SLOTS; i++)
+    sutra_aligned_free (s->buf[i]);
+  free (s);
+}
+
+static void
+scratch_key_init (void)
+{
+  pthread_key_create (&scratch_key, scratch_destroy);
+}
+
+float *
+sutra_thread_scratch (int slot, size_t n)
+{
+  SUTRA_ASSERT (slot >= 0 && slot < SUTRA_SCRATCH_SLOTS);
+  pthread_once (&scratch_once, scratch_key_init);
+  Scratch *s = pthread_getspecific (scratch_key);
+  if (!s) {
+    s = sutra_xcalloc (1, sizeof *s);
+    pthread_setspecific (scratch_key, s);
+  }
+  if (n > s->cap[slot]) {
+    sutra_aligned_free (s->buf[slot]);
+    s->buf[slot] = sutra_try_alloc (n * sizeof (float), "scratch", NULL);
+    if (!s->buf[slot]) {
+      fprintf (stderr, "libsutra: out of memory for %zu bytes of scratch\n", n * sizeof (float));
+      abort ();
+    }
+    s->cap[slot] = n;
+  }
+  return s->buf[slot];
 }

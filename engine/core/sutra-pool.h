@@ -7,6 +7,7 @@
  * sutra_sgemm (sutra-ops.h) splits big products across this pool instead, so the two never
  * fight over the cores. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 typedef void (*SutraRangeFunc) (void *ctx, int64_t begin, int64_t end, int thread_index);
@@ -19,3 +20,9 @@ int  sutra_cpu_count (void);
 
 /* Runs fn over [0, n) in at most sutra_get_threads() ranges of at least `grain` items. */
 void sutra_parallel_for (int64_t n, int64_t grain, SutraRangeFunc fn, void *ctx);
+
+/* A per-thread scratch buffer of at least n floats (64-byte aligned, contents undefined),
+ * kept between calls so steady-state steps allocate nothing, and freed when the thread exits.
+ * slot (0 .. SUTRA_SCRATCH_SLOTS-1) separates independent users on one thread. */
+#define SUTRA_SCRATCH_SLOTS 8
+float *sutra_thread_scratch (int slot, size_t n);

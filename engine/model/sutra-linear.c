@@ -1,0 +1,272 @@
+/* sutra-linear.c: linear layer forward/backward with an optional LoRA adapter and an f32 or
+ * packed base weight.
+ *
+ * LoRA (Hu et al. 2021) as PEFT computes it:
+ *   y = x W^T + b + scale * (dropout(x) A^T) B^T,   scale = alpha / r
+ * Backward (W frozen):  with u = dropout(x) A^T [N, r] and g = dout [N, out],
+ *   dB += scale * g^T u         [out, r]
+ *   du  = scale * g B           [N, r]
+ *   dA += du^T dropout(x)       [r, in]
+ *   dx += g W + (du A) * mask / (1 - p) */
+#include "sutra-linear.h"
+#include "sutra-ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+sutra_linear_clear (SutraLinear *l)
+{
+  if (!l)
+    return;
+  if (l->w_owned)
+    sutra_aligned_free (l->w);
+  if (l->bias_owned)
+    sutra_aligned_free (l->bias);
+  sutra_qweight_free (l->qw);
+  if (!l->dw_shared)
+    sutra_aligned_free (l->dw);
+  sutra_aligned_free (l->dbias);
+  sutra_linear_detach_lora (l);
+  free (l->name);
+  memset (l, 0, sizeof *l);
+}
+
+/* xorshift64* : the dropout mask generator (state saved in checkpoints) */
+static inline uint64_t
+rng_next (uint64_t *s)
+{
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void
+base_forward (SutraLinear *l, float *out, const float *x, int N)
+{
+  if (l->qw) {
+    if (l->bias)
+      for (int n = 0; n < N; n++)
+        memcpy (out + (size_t) n * l->out, l->bias, sizeof (float) * (size_t) l->out);
+    sutra_qweight_matmul (l->qw, x, out, N, l->bias != NULL);
+  } else {
+    sutra_dense_forward (out, x, l->w, l->bias, N, l->in, l->out);
+  }
+}
+
+void
+sutra_linear_forward (SutraLinear *l, float *out, const float *x, int N, SutraLinearSaved *saved,
+                      uint64_t *rng)
+{
+  if (l->observer)
+    l->observer (l->observer_data, l, x, N);
+  base_forward (l, out, x, N);
+  SutraLora *a = l->lora;
+  if (!a || !a->enabled)
+    return;
+  int r = a->r;
+  const float *xin = x;
+  if (a->dropout > 0.f && rng && saved && saved->xd && saved->mask) {
+    /* inverted dropout: keep with probability 1 - p, scale kept values by 1 / (1 - p) */
+    float keep = 1.f - a->dropout, inv = 1.f / keep;
+    uint64_t thresh = (uint64_t) ((double) keep * 18446744073709551615.0);
+    size_t n = (size_t) N * l->in;
+    for (size_t i = 0; i < n; i++) {
+      saved->mask[i] = rng_next (rng) < thresh;
+      saved->xd[i] = saved->mask[i] ? x[i] * inv : 0.f;
+    }
+    xin = saved->xd;
+    saved->dropped = true;
+  } else if (saved) {
+    saved->dropped = false;    /* no dropout this call: backward uses x itself */
+  }
+  /* u [N, r] = xin A^T, kept for backward */
+  float *u = saved ? saved->xa : NULL;
+  float local[64];
+  float *tmp = NULL;
+  if (!u) {
+    size_t need = (size_t) N * r;
+    u = need <= 64 ? local : (tmp = sutra_xmalloc (sizeof (float) * need));
+  }
+  sutra_sgemm (false, true, N, r, l->in, 1.f, xin, l->in, a->A, l->in, 0.f, u, r);
+  /* out += scale * u B^T */
+  sutra_sgemm (false, true, N, l->out, r, a->scale, u, r, a->B, r, 1.f, out, l->out);
+  free (tmp);
+}
+
+void
+sutra_linear_backward (SutraLinear *l, float *dx, const float *dout, const float *x, int N,
+                       const SutraLinearSaved *saved, float *scratch)
+{
+  SutraLora *a = l->lora;
+  if (l->trainable) {
+    /* full fine-tuning: dW += dout^T x, db += sum dout */
+    SUTRA_ASSERT (l->w && l->dw);
+    sutra_dense_backward (NULL, l->dw, l->bias ? l->dbias : NULL, dout, x, l->w, N, l->in, l->out);
+  }
+  if (dx) {
+    if (l->qw)
+      sutra_qweight_matmul_t (l->qw, dout, dx, N);
+    else
+      sutra_sgemm (false, false, N, l->in, l->out, 1.f, dout, l->out, l->w, l->in, 1.f, dx, l->in);
+  }
+  if (!a || !a->enabled)
+    return;
+  SUTRA_ASSERT (saved && saved->xa && scratch);
+  int r = a->r;
+  bool dropped = saved->dropped;
+  const float *xin = dropped ? saved->xd : x;
+  /* dB [out, r] += scale * dout^T u */
+  sutra_sgemm (true, false, l->out, r, N, a->scale, dout, l->out, saved->xa, r, 1.f, a->dB, r);
+  /* du [N, r] = scale * dout B */
+  float *du = scratch;
+  sutra_sgemm (false, false, N, r, l->out, a->scale, dout, l->out, a->B, r, 0.f, du, r);
+  /* dA [r, in] += du^T xin */
+  sutra_sgemm (true, false, r, l->in, N, 1.f, du, r, xin, l->in, 1.f, a->dA, l->in);
+  if (dx) {
+    if (dropped) {
+      /* through the dropout mask: d xin = du A, then dx += d xin * mask / keep */
+      float inv = 1.f / (1.f - a->dropout);
+      float *dxin = scratch + (size_t) N * r;
+      sutra_sgemm (false, false, N, l->in, r, 1.f, du, r, a->A, l->in, 0.f, dxin, l->in);
+      size_t n = (size_t) N * l->in;
+      for (size_t i = 0; i < n; i++)
+        if (saved->mask[i])
+          dx[i] += dxin[i] * inv;
+    } else {
+      sutra_sgemm (false, false, N, l->in, r, 1.f, du, r, a->A, l->in, 1.f, dx, l->in);
+    }
+  }
+}
+
+SutraStatus
+sutra_linear_attach_lora (SutraLinear *l, int r, float alpha, float dropout, SutraError *err)
+{
+  if (r <= 0)
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "%s: LoRA rank must be positive, got %d",
+                            l->name, r);
+  sutra_linear_detach_lora (l);
+  SutraLora *a = sutra_xcalloc (1, sizeof *a);
+  size_t na = (size_t) r * l->in, nb = (size_t) l->out * r;
+  float *buf = sutra_try_alloc (sizeof (float) * 2 * (na + nb), l->name, err);
+  if (!buf) {
+    free (a);
+    return SUTRA_ERR_NOMEM;
+  }
+  a->r = r;
+  a->alpha = alpha;
+  a->scale = alpha / (float) r;
+  a->dropout = dropout;
+  a->A = buf;
+  a->B = buf + na;
+  a->dA = buf + na + nb;
+  a->dB = buf + 2 * na + nb;
+  a->enabled = true;
+  l->lora = a;
+  return SUTRA_OK;
+}
+
+void
+sutra_linear_detach_lora (SutraLinear *l)
+{
+  if (l->lora) {
+    sutra_aligned_free (l->lora->A);   /* one allocation holds A, B, dA, dB */
+    free (l->lora);
+    l->lora = NULL;
+  }
+}
+
+SutraStatus
+sutra_linear_quantize (SutraLinear *l, const SutraQuantParams *p, SutraError *err)
+{
+  if (l->qw)
+    return SUTRA_OK;
+  SutraQWeight *q;
+  SutraStatus st = sutra_qweight_quantize (l->w, l->out, l->in, p, &q, err);
+  if (st) {
+    sutra_error_prefix (err, "%s", l->name);
+    return st;
+  }
+  if (l->w_owned)
+    sutra_aligned_free (l->w);
+  l->w = NULL;
+  l->w_owned = false;
+  l->qw = q;
+  return SUTRA_OK;
+}
+
+static SutraStatus
+own_base (SutraLinear *l, SutraError *err)
+{
+  if (l->w && l->w_owned)
+    return SUTRA_OK;
+  size_t n = (size_t) l->out * l->in;
+  float *w = sutra_try_alloc (n * sizeof (float), l->name, err);
+  if (!w)
+    return SUTRA_ERR_NOMEM;
+  if (l->qw) {
+    sutra_qweight_dequant_rows (l->qw, 0, l->out, w);
+    sutra_qweight_free (l->qw);
+    l->qw = NULL;
+  } else {
+    memcpy (w, l->w, n * sizeof (float));
+  }
+  l->w = w;
+  l->w_owned = true;
+  return SUTRA_OK;
+}
+
+SutraStatus
+sutra_linear_make_trainable (SutraLinear *l, SutraError *err)
+{
+  SutraStatus st = own_base (l, err);
+  if (st)
+    return st;
+  if (l->bias && !l->bias_owned) {
+    float *b = sutra_try_alloc (sizeof (float) * (size_t) l->out, l->name, err);
+    if (!b)
+      return SUTRA_ERR_NOMEM;
+    memcpy (b, l->bias, sizeof (float) * (size_t) l->out);
+    l->bias = b;
+    l->bias_owned = true;
+  }
+  if (!l->dw) {
+    l->dw = sutra_try_alloc (sizeof (float) * (size_t) l->out * l->in, l->name, err);
+    if (!l->dw)
+      return SUTRA_ERR_NOMEM;
+  }
+  if (l->bias && !l->dbias) {
+    l->dbias = sutra_try_alloc (sizeof (float) * (size_t) l->out, l->name, err);
+    if (!l->dbias)
+      return SUTRA_ERR_NOMEM;
+  }
+  l->trainable = true;
+  return SUTRA_OK;
+}
+
+SutraStatus
+sutra_linear_merge_lora (SutraLinear *l, SutraError *err)
+{
+  if (!l->lora)
+    return SUTRA_OK;
+  SutraStatus st = own_base (l, err);
+  if (st)
+    return st;
+  /* W [out, in] += scale * B [out, r] A [r, in] */
+  SutraLora *a = l->lora;
+  sutra_sgemm (false, false, l->out, l->in, a->r, a->scale, a->B, a->r, a->A, l->in, 1.f, l->w,
+               l->in);
+  return SUTRA_OK;
+}
+
+size_t
+sutra_linear_weight_bytes (const SutraLinear *l)
+{
+  if (l->qw)
+    return sutra_qweight_bytes (l->qw);
+  return sizeof (float) * (size_t) l->in * l->out;
+}
