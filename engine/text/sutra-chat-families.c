@@ -8,6 +8,7 @@
 #include "sutra-chat.h"
 #include "sutra-chat-private.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static const SutraChatFamily FAMILIES[] = {
@@ -446,13 +447,21 @@ sutra_chat_family_find (const char *name)
   return NULL;
 }
 
+static const char *family_names[N_FAMILIES + 1];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void
+init_names (void)
+{
+  for (size_t i = 0; i < N_FAMILIES; i++)
+    family_names[i] = FAMILIES[i].name;
+}
+
 const char *const *
 sutra_chat_family_names (size_t *n)
 {
-  static const char *names[N_FAMILIES + 1];
-  if (!names[0])                            /* same values on every call: a benign init race */
-    for (size_t i = 0; i < N_FAMILIES; i++)
-      names[i] = FAMILIES[i].name;
+  pthread_once (&names_once, init_names);
+  const char *const *names = family_names;
   if (n)
     *n = N_FAMILIES;
   return names;

@@ -24,6 +24,7 @@ const char *const SUTRA_CHAT_TOKEN_KEYS[SUTRA_CHAT_N_TOKENS] = {
   "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
 };
 #define TOKEN_KEYS SUTRA_CHAT_TOKEN_KEYS
+#define CHAT_MAX_STEPS ((size_t) 20000000)
 #define N_TOKENS SUTRA_CHAT_N_TOKENS
 
 /* ---- construction ------------------------------------------------------------------------ */
@@ -38,6 +39,9 @@ sutra_chat_template_new_labeled (const char *source, const char *label, SutraCha
     return st;
   }
   SutraChatTemplate *t = sutra_xcalloc (1, sizeof *t);
+  /* a chat render needs thousands of steps per message; 20 million bounds a hostile template
+   * to about a second (the other limits keep sutra-jinja's defaults) */
+  t->limits.max_steps = CHAT_MAX_STEPS;
   t->source = sutra_xstrdup (source);
   t->tpl = tpl;
   t->label = sutra_xstrdup (label);
