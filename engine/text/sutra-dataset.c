@@ -479,6 +479,21 @@ pieces_add (Pieces *ps, const char *s, size_t len, bool loss)
   ps->n++;
 }
 
+static void
+pieces_clear (Pieces *ps)
+{
+  for (size_t i = 0; i < ps->n; i++)
+    free (ps->p[i].text);
+  free (ps->p);
+  free (ps->len);
+}
+
+static bool
+is_loss (const SutraExample *e, int t)
+{
+  return t >= 1 && e->labels[t] != SUTRA_IGNORE_INDEX;
+}
+
 SutraStatus
 sutra_dataset_preview (const SutraDataset *ds, size_t i, SutraPreviewPiece **pieces, size_t *n,
                        SutraError *err)
@@ -494,27 +509,51 @@ sutra_dataset_preview (const SutraDataset *ds, size_t i, SutraPreviewPiece **pie
     for (int t = 0; t < e->n; t++) {
       char num[16];
       int len = snprintf (num, sizeof num, t ? " %d" : "%d", e->ids[t]);
-      pieces_add (&ps, num, (size_t) len, t >= 1 && e->labels[t] != SUTRA_IGNORE_INDEX);
+      pieces_add (&ps, num, (size_t) len, is_loss (e, t));
     }
   } else {
-    /* The streaming detokenizer only emits complete UTF-8, so a character whose bytes are
-     * spread over several tokens comes out with the token that completes it; that text is
-     * flagged as loss when any token it came from carries loss. Special tokens are shown. */
-    SutraDetokenizer *d = sutra_detokenizer_new (ds->tok, 0);
-    bool pending = false;
-    for (int t = 0; t < e->n; t++) {
-      size_t len;
-      const char *s = sutra_detokenizer_feed (d, e->ids[t], &len);
-      pending |= t >= 1 && e->labels[t] != SUTRA_IGNORE_INDEX;
-      if (len > 0) {
-        pieces_add (&ps, s, len, pending);
-        pending = false;
+    /* Runs of tokens with equal flags become pieces of the decoded text: the boundary
+     * before run k is where decode(ids[0, b_k)) stops agreeing with decode(all ids) (a
+     * prefix may end inside a character, decoded as U+FFFD), moved back to the start of a
+     * UTF-8 character. So pieces are valid UTF-8, concatenate to exactly the decoded text,
+     * and a character split between runs goes whole to the later one. Special tokens are
+     * shown. Cost: one decode per run. */
+    char *full = NULL;
+    size_t nfull = 0, from = 0;
+    SutraStatus st = sutra_tokenizer_decode (ds->tok, (const int32_t *) e->ids, (size_t) e->n, 0,
+                                             &full, &nfull, err);
+    if (st)
+      return st;
+    int a = 0;
+    while (a < e->n) {
+      bool loss = is_loss (e, a);
+      int b = a + 1;
+      while (b < e->n && is_loss (e, b) == loss)
+        b++;
+      size_t to = nfull;
+      if (b < e->n) {
+        char *pre = NULL;
+        size_t npre = 0;
+        if ((st = sutra_tokenizer_decode (ds->tok, (const int32_t *) e->ids, (size_t) b, 0, &pre,
+                                          &npre, err))) {
+          free (full);
+          pieces_clear (&ps);
+          return st;
+        }
+        to = 0;
+        while (to < npre && to < nfull && pre[to] == full[to])
+          to++;
+        while (to > 0 && to < nfull && ((unsigned char) full[to] & 0xc0) == 0x80)
+          to--;
+        free (pre);
+        if (to < from)
+          to = from;
       }
+      pieces_add (&ps, full + from, to - from, loss);
+      from = to;
+      a = b;
     }
-    size_t len;
-    const char *s = sutra_detokenizer_flush (d, &len);
-    pieces_add (&ps, s, len, pending);
-    sutra_detokenizer_free (d);
+    free (full);
   }
   free (ps.len);
   *pieces = ps.p;
