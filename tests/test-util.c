@@ -1,6 +1,7 @@
 /* test-util.c: paths to test data, temporary folders, running the CLI, error metrics. */
 #include "test-util.h"
 #include "sutra-fsutil.h"
+#include "sutra-model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -83,6 +84,20 @@ test_cli_path (void)
 int
 test_run_cli (char **out, char **errout, const char *const *argv)
 {
+  return test_run_cli_env (out, errout, NULL, argv);
+}
+
+int
+test_run_cli_env (char **out, char **errout, const char *const *env, const char *const *argv)
+{
+  char **envp = g_get_environ ();
+  for (int i = 0; env && env[i]; i++) {
+    const char *eq = strchr (env[i], '=');
+    g_assert_nonnull (eq);
+    char *key = g_strndup (env[i], (gsize) (eq - env[i]));
+    envp = eq[1] ? g_environ_setenv (envp, key, eq + 1, TRUE) : g_environ_unsetenv (envp, key);
+    g_free (key);
+  }
   GPtrArray *args = g_ptr_array_new ();
   g_ptr_array_add (args, (gpointer) test_cli_path ());
   for (int i = 0; argv[i]; i++)
@@ -91,8 +106,9 @@ test_run_cli (char **out, char **errout, const char *const *argv)
   int status = 0;
   GError *error = NULL;
   char *o = NULL, *e = NULL;
-  gboolean ok = g_spawn_sync (NULL, (char **) args->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &o,
+  gboolean ok = g_spawn_sync (NULL, (char **) args->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL, &o,
                               &e, &status, &error);
+  g_strfreev (envp);
   g_assert_no_error (error);
   g_assert_true (ok);
   g_ptr_array_free (args, TRUE);
@@ -143,4 +159,43 @@ test_fill_uniform (float *x, size_t n, float lo, float hi, guint32 seed)
   for (size_t i = 0; i < n; i++)
     x[i] = (float) g_rand_double_range (r, lo, hi);
   g_rand_free (r);
+}
+
+char *
+test_tiny_model_folder (const char *dir, const char *name, int hidden, int layers, int vocab,
+                        guint32 seed)
+{
+  char *json = g_strdup_printf (
+    "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":%d,\"intermediate_size\":%d,"
+    "\"num_hidden_layers\":%d,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+    "\"vocab_size\":%d,\"max_position_embeddings\":512,\"tie_word_embeddings\":true,"
+    "\"rms_norm_eps\":1e-5,\"bos_token_id\":1,\"eos_token_id\":2}", hidden, hidden * 3 / 2, layers, vocab);
+  SutraModelConfig c;
+  SutraError err;
+  test_assert_ok (sutra_model_config_parse (json, strlen (json), "tiny", &c, &err), &err);
+  g_free (json);
+  SutraModel *m;
+  test_assert_ok (sutra_model_new_random (&c, 0.5f, seed, &m, &err), &err);
+  char *out = g_build_filename (dir, name, NULL);
+  g_assert_cmpint (g_mkdir_with_parents (out, 0755), ==, 0);
+  test_assert_ok (sutra_model_write_files (m, out, SUTRA_F32, &err), &err);
+  sutra_model_free (m);
+  return out;
+}
+
+char *
+test_tiny_dataset (const char *dir, const char *name, int rows, int spread, int vocab)
+{
+  GString *s = g_string_new (NULL);
+  for (int row = 0; row < rows; row++) {
+    int len = 6 + row % spread;
+    g_string_append (s, "{\"input_ids\": [");
+    for (int t = 0; t < len; t++)   /* counting with a row-specific start: learnable */
+      g_string_append_printf (s, "%s%d", t ? "," : "", (row * 3 + t) % vocab);
+    g_string_append (s, "]}\n");
+  }
+  char *path = g_build_filename (dir, name, NULL);
+  g_assert_true (g_file_set_contents (path, s->str, -1, NULL));
+  g_string_free (s, TRUE);
+  return path;
 }

@@ -19,6 +19,19 @@ const char *test_cli_path (void);
  * (caller frees; either may be NULL) and returns the exit status (-1 if it crashed). */
 int test_run_cli (char **out, char **errout, const char *const *argv);
 
+/* Like test_run_cli with extra environment entries ("KEY=VALUE"; "KEY=" removes KEY) on top of
+ * the test's own environment; env may be NULL. */
+int test_run_cli_env (char **out, char **errout, const char *const *env, const char *const *argv);
+
+/* A small random Llama folder for trainer/CLI tests: config.json + model.safetensors (F32),
+ * `hidden` wide, `layers` deep, vocab `vocab`, 4 heads over 2 KV heads, tied embeddings,
+ * seeded. Written to <dir>/<name>; returns that path (g_free). */
+char *test_tiny_model_folder (const char *dir, const char *name, int hidden, int layers, int vocab,
+                              guint32 seed);
+/* `rows` pre-tokenized JSONL rows ({"input_ids": [...]}, lengths 6..(6 + spread-1), a learnable
+ * counting pattern) in <dir>/<name>; returns that path (g_free). */
+char *test_tiny_dataset (const char *dir, const char *name, int rows, int spread, int vocab);
+
 /* Asserts st == SUTRA_OK, printing err->message otherwise. */
 #define test_assert_ok(st, err) \
   do { SutraStatus _s = (st); if (_s != SUTRA_OK) \

@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 SutraStatus
@@ -210,6 +213,21 @@ sutra_fsync_dir (const char *dir, SutraError *err)
 
 static atomic_uint tmp_counter;
 
+/* Test hook (documented in docs/reliability.md): SUTRA_TEST_SLOW_WRITE_MS=N sleeps N ms before
+ * each atomic rename, so crash tests can kill a process while a checkpoint or an export is
+ * being written. Unset (always, outside tests) it costs one getenv per committed file. */
+static void
+test_slow_write (void)
+{
+  const char *e = getenv ("SUTRA_TEST_SLOW_WRITE_MS");
+  long ms = e ? strtol (e, NULL, 10) : 0;
+  if (ms > 0 && ms <= 10000) {
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
+      ;
+  }
+}
+
 SutraStatus
 sutra_atomic_open (SutraAtomicFile *f, const char *path, SutraError *err)
 {
@@ -282,6 +300,7 @@ sutra_atomic_commit (SutraAtomicFile *f, SutraError *err)
     goto fail;
   }
   f->fp = NULL;
+  test_slow_write ();
   if (rename (f->tmp_path, f->path) != 0) {
     st = sutra_error_set_sys (err, SUTRA_ERR_IO, errno, "cannot rename into %s", f->path);
     goto fail;
@@ -316,6 +335,45 @@ sutra_write_file_atomic (const char *path, const void *data, size_t n, SutraErro
   return sutra_atomic_commit (&f, err);
 }
 
+/* Leftovers of a writer that died (killed, power cut) beside final: "<final>.tmp-<pid>-<n>"
+ * (an unfinished new version: removed) and "<final>.old-<pid>-<n>" (the previous version,
+ * moved aside by the fallback path of sutra_tmpdir_commit: put back when final is missing,
+ * else removed). Entries of live processes are left alone. */
+static void
+recover_leftovers (const char *final_dir, size_t len)
+{
+  char *base_path = sutra_xstrndup (final_dir, len);
+  char *parent = sutra_path_dirname (base_path);
+  const char *base = sutra_path_basename (base_path);
+  size_t blen = strlen (base);
+  DIR *d = opendir (parent);
+  struct dirent *e;
+  while (d && (e = readdir (d))) {
+    const char *n = e->d_name;
+    if (strncmp (n, base, blen) != 0)
+      continue;
+    bool is_tmp = !strncmp (n + blen, ".tmp-", 5), is_old = !strncmp (n + blen, ".old-", 5);
+    if (!is_tmp && !is_old)
+      continue;
+    char *end;
+    long pid = strtol (n + blen + 5, &end, 10);
+    if (pid <= 0 || *end != '-' || pid == (long) getpid () ||
+        kill ((pid_t) pid, 0) == 0 || errno != ESRCH)
+      continue;                                  /* ours, alive, or not ours to judge */
+    char *p = sutra_path_join (parent, n);
+    if (is_old && !sutra_path_exists (base_path) && rename (p, base_path) == 0)
+      sutra_log (SUTRA_LOG_WARN, "%s: restored the previous version left by an interrupted write",
+                 base_path);
+    else
+      sutra_rm_rf (p, NULL);
+    free (p);
+  }
+  if (d)
+    closedir (d);
+  free (parent);
+  free (base_path);
+}
+
 SutraStatus
 sutra_tmpdir_begin (const char *final_dir, char **tmp_dir, SutraError *err)
 {
@@ -331,6 +389,7 @@ sutra_tmpdir_begin (const char *final_dir, char **tmp_dir, SutraError *err)
     free (tmp);
     return st;
   }
+  recover_leftovers (final_dir, len);
   if (mkdir (tmp, 0755) != 0) {
     st = sutra_error_set_sys (err, SUTRA_ERR_IO, errno, "cannot create %s", tmp);
     free (tmp);
@@ -375,8 +434,21 @@ sutra_tmpdir_commit (const char *tmp_dir, const char *final_dir, SutraError *err
   SutraStatus st = fsync_tree (tmp_dir, err);
   if (st)
     return st;
+  test_slow_write ();
   char *old = NULL;
   if (sutra_path_exists (final_dir)) {
+    /* Linux: swap the two folders in one step (renameat2 RENAME_EXCHANGE), so final_dir is
+     * never missing; tmp_dir then holds the previous version, removed after a directory sync */
+    if (renameat2 (AT_FDCWD, tmp_dir, AT_FDCWD, final_dir, RENAME_EXCHANGE) == 0) {
+      char *parent = sutra_path_dirname (final_dir);
+      st = sutra_fsync_dir (parent, err);
+      free (parent);
+      sutra_rm_rf (tmp_dir, NULL);
+      return st;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EOPNOTSUPP)
+      return sutra_error_set_sys (err, SUTRA_ERR_IO, errno, "cannot replace %s", final_dir);
+    /* no exchange on this file system: move the old version aside first */
     old = sutra_xasprintf ("%s.old-%d-%u", final_dir, (int) getpid (),
                            atomic_fetch_add (&tmp_counter, 1));
     if (rename (final_dir, old) != 0) {

@@ -54,8 +54,11 @@ SutraStatus sutra_write_file_atomic (const char *path, const void *data, size_t 
 /* ---- atomic directory ---- */
 /* Creates `<final>.tmp-<pid>-<n>` next to final and returns it (caller frees). */
 SutraStatus sutra_tmpdir_begin  (const char *final_dir, char **tmp_dir, SutraError *err);
-/* fsyncs every file in tmp_dir, then replaces final_dir by tmp_dir (an existing final_dir
- * is moved aside first and removed only after the rename succeeded), then fsyncs the parent. */
+/* fsyncs every file in tmp_dir, then replaces final_dir by tmp_dir, then fsyncs the parent.
+ * An existing final_dir is swapped out in one step (renameat2 RENAME_EXCHANGE); where the file
+ * system cannot, it is moved aside first and removed only after the rename succeeded.
+ * sutra_tmpdir_begin removes (or, for a missing final_dir, restores) what dead writers left.
+ * Test hook: SUTRA_TEST_SLOW_WRITE_MS=N sleeps N ms before every atomic rename (crash tests). */
 SutraStatus sutra_tmpdir_commit (const char *tmp_dir, const char *final_dir, SutraError *err);
 /* Recursively removes a directory (used for aborted tmp dirs and pruned checkpoints). */
 SutraStatus sutra_rm_rf (const char *path, SutraError *err);

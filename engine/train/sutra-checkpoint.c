@@ -15,6 +15,7 @@
 #include "sutra-json.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -236,6 +237,33 @@ sutra_trainer_save_final (SutraTrainer *t, SutraError *err)
 
 /* ---- resume ---- */
 
+size_t
+sutra_metrics_truncate_text (char *text, size_t len, int64_t step)
+{
+  size_t olen = 0;
+  char *line = text;
+  while (line < text + len) {
+    char *nl = memchr (line, '\n', (size_t) (text + len - line));
+    if (!nl)
+      break;                                    /* a torn last line */
+    long long s = -1;
+    char *k = memmem (line, (size_t) (nl - line), "\"step\":", 7);
+    if (k) {
+      char *e;
+      s = strtoll (k + 7, &e, 10);
+      if (e == k + 7 || e > nl)
+        s = -1;
+    }
+    size_t n = (size_t) (nl - line + 1);
+    if (s >= 0 && s <= step) {
+      memmove (text + olen, line, n);           /* olen <= line - text: never overlaps ahead */
+      olen += n;
+    }
+    line = nl + 1;
+  }
+  return olen;
+}
+
 static SutraStatus
 truncate_metrics (const char *run_dir, int64_t step, SutraError *err)
 {
@@ -251,87 +279,139 @@ truncate_metrics (const char *run_dir, int64_t step, SutraError *err)
     free (path);
     return st;
   }
-  /* keep complete lines whose step is <= the checkpoint's */
-  char *out = sutra_xmalloc (len + 1);
-  size_t olen = 0;
-  char *line = text;
-  while (line < text + len) {
-    char *nl = memchr (line, '\n', (size_t) (text + len - line));
-    if (!nl)
-      break;                                    /* a torn last line */
-    long long s = -1;
-    const char *k = strstr (line, "\"step\":");
-    if (k && k < nl)
-      s = strtoll (k + 7, NULL, 10);
-    if (s >= 0 && s <= step) {
-      memcpy (out + olen, line, (size_t) (nl - line + 1));
-      olen += (size_t) (nl - line + 1);
-    }
-    line = nl + 1;
-  }
-  st = sutra_write_file_atomic (path, out, olen, err);
-  free (out);
+  size_t olen = sutra_metrics_truncate_text (text, len, step);
+  st = sutra_write_file_atomic (path, text, olen, err);
   free (text);
   free (path);
   return st;
+}
+
+/* Largest step count a checkpoint may claim (exactly representable as a double). */
+#define STATE_MAX_COUNT ((int64_t) 1 << 53)
+
+SutraStatus
+sutra_trainer_state_parse (const char *text, size_t len, const char *name, SutraTrainerState *out,
+                           SutraError *err)
+{
+  json_object *o;
+  SutraStatus st = sutra_json_parse (text, len, name, SUTRA_JSON_OBJECT, &o, err);
+  if (st)
+    return st;
+  SutraTrainerState s = { 0 };
+  int64_t format = 0;
+  const char *rng = NULL;
+  st = sutra_json_get_int (o, name, "format", 0, &format, err);
+  if (!st && format != STATE_FORMAT)
+    st = sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s: state format %lld (expected %d)", name,
+                          (long long) format, STATE_FORMAT);
+  if (!st)
+    st = sutra_json_get_int (o, name, "step", 0, &s.step, err);
+  if (!st)
+    st = sutra_json_get_int (o, name, "micro_batches_done", 0, &s.micro_batches_done, err);
+  if (!st)
+    st = sutra_json_get_string (o, name, "dropout_rng", "0", &rng, err);
+  if (!st)
+    st = sutra_json_get_double (o, name, "elapsed_s", 0, &s.elapsed_s, err);
+  if (!st)
+    st = sutra_json_get_int (o, name, "evals_without_improvement", 0, &s.evals_without_improvement, err);
+  if (!st) {
+    const char *bad = NULL;
+    if (s.step < 0 || s.step > STATE_MAX_COUNT)
+      bad = "step";
+    else if (s.micro_batches_done < 0 || s.micro_batches_done > STATE_MAX_COUNT)
+      bad = "micro_batches_done";
+    else if (!isfinite (s.elapsed_s) || s.elapsed_s < 0)
+      bad = "elapsed_s";
+    else if (s.evals_without_improvement < 0 || s.evals_without_improvement > INT32_MAX)
+      bad = "evals_without_improvement";
+    if (bad)
+      st = sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: %s is out of range", name, bad);
+  }
+  if (!st) {
+    /* 1 to 16 hex digits, nothing else */
+    size_t n = strlen (rng);
+    bool ok = n >= 1 && n <= 16 && strspn (rng, "0123456789abcdefABCDEF") == n;
+    if (!ok)
+      st = sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: dropout_rng: expected 1-16 hex digits", name);
+    else
+      s.dropout_rng = strtoull (rng, NULL, 16);
+  }
+  if (!st) {
+    json_object *b = json_object_object_get (o, "best_eval_loss");
+    s.best_eval_loss = b && (json_object_is_type (b, json_type_double) ||
+                             json_object_is_type (b, json_type_int))
+                         ? json_object_get_double (b) : INFINITY;
+    if (isnan (s.best_eval_loss))
+      s.best_eval_loss = INFINITY;
+    *out = s;
+  }
+  json_object_put (o);
+  return st;
+}
+
+SutraStatus
+sutra_checkpoint_parse_opt_steps (const char *text, const char *name, int64_t *out, SutraError *err)
+{
+  char *e;
+  errno = 0;
+  long long v = text && *text >= '0' && *text <= '9' ? strtoll (text, &e, 10) : -1;
+  if (v < 0 || errno || *e || v > STATE_MAX_COUNT)
+    return sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: metadata step: expected a step count", name);
+  *out = v;
+  return SUTRA_OK;
 }
 
 SutraStatus
 sutra_trainer_load_checkpoint (SutraTrainer *t, SutraError *err)
 {
   const char *dir = t->resume_from;
+  if (!dir) {
+    /* no checkpoint yet: start over with the run's settings, dropping the old metrics */
+    sutra_trainer_log (t, "no checkpoint in %s yet: starting from step 0", t->run_dir);
+    return truncate_metrics (t->run_dir, 0, err);
+  }
   char *spath = sutra_path_join (dir, "trainer_state.json");
-  json_object *o;
-  SutraStatus st = sutra_json_load (spath, SUTRA_JSON_OBJECT, &o, err);
-  if (st) {
-    free (spath);
-    return st;
-  }
-  int64_t step = 0, micro = 0, format = 0, patience = 0;
-  const char *rng = NULL;
-  double elapsed = 0;
-  st = sutra_json_get_int (o, spath, "format", 0, &format, err);
-  if (!st && format != STATE_FORMAT)
-    st = sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s: state format %lld (expected %d)", spath,
-                          (long long) format, STATE_FORMAT);
-  if (!st)
-    st = sutra_json_get_int (o, spath, "step", 0, &step, err);
-  if (!st)
-    st = sutra_json_get_int (o, spath, "micro_batches_done", 0, &micro, err);
-  if (!st)
-    st = sutra_json_get_string (o, spath, "dropout_rng", "0", &rng, err);
-  if (!st)
-    st = sutra_json_get_double (o, spath, "elapsed_s", 0, &elapsed, err);
-  if (!st)
-    st = sutra_json_get_int (o, spath, "evals_without_improvement", 0, &patience, err);
+  char *text;
+  size_t len;
+  SutraTrainerState s;
+  SutraStatus st = sutra_read_file (spath, 1 << 20, &text, &len, err);
   if (!st) {
-    json_object *b = json_object_object_get (o, "best_eval_loss");
-    t->best_eval = b && (json_object_is_type (b, json_type_double) || json_object_is_type (b, json_type_int))
-                     ? json_object_get_double (b) : INFINITY;
-    t->step = step;
-    t->saved_step = step;
-    t->micro_done = micro;
-    t->model->dropout_rng = strtoull (rng, NULL, 16);
-    t->elapsed_before = elapsed;
-    t->evals_without_gain = (int) patience;
+    st = sutra_trainer_state_parse (text, len, spath, &s, err);
+    free (text);
   }
-  json_object_put (o);
+  if (!st && (s.micro_batches_done % t->cfg.grad_accum != 0 ||
+              s.micro_batches_done / t->cfg.grad_accum != s.step))
+    st = sutra_error_set (err, SUTRA_ERR_INVALID,
+                          "%s: %lld micro-batches for %lld steps does not match this run's "
+                          "grad_accum %d", spath, (long long) s.micro_batches_done,
+                          (long long) s.step, t->cfg.grad_accum);
   free (spath);
   if (st)
     return st;
+  t->step = s.step;
+  t->saved_step = s.step;
+  t->micro_done = s.micro_batches_done;
+  t->model->dropout_rng = s.dropout_rng;
+  t->elapsed_before = s.elapsed_s;
+  t->evals_without_gain = (int) s.evals_without_improvement;
+  t->best_eval = s.best_eval_loss;
   /* optimizer state */
   char *opath = sutra_path_join (dir, "optimizer.safetensors");
   SutraSafetensors *os;
   st = sutra_safetensors_open (opath, &os, err);
   if (!st) {
     const char *steps = sutra_safetensors_metadata (os, "step");
-    sutra_optimizer_set_steps_done (t->opt, steps ? strtoll (steps, NULL, 10) : step);
+    int64_t done = t->step;
+    if (steps)
+      st = sutra_checkpoint_parse_opt_steps (steps, opath, &done, err);
+    if (!st)
+      sutra_optimizer_set_steps_done (t->opt, done);
     int slots = sutra_optimizer_slots (t->opt);
     for (size_t i = 0; i < t->n_opt && !st; i++)
-      for (int s = 0; s < slots && !st; s++) {
-        char *name = sutra_xasprintf ("%s.%s", t->opt_names[i], sutra_optimizer_slot_name (t->opt, s));
+      for (int k = 0; k < slots && !st; k++) {
+        char *name = sutra_xasprintf ("%s.%s", t->opt_names[i], sutra_optimizer_slot_name (t->opt, k));
         int64_t shape[1] = { (int64_t) t->opt_t[i].n };
-        st = sutra_safetensors_read_f32 (os, name, sutra_optimizer_state (t->opt, i, s), 1, shape, err);
+        st = sutra_safetensors_read_f32 (os, name, sutra_optimizer_state (t->opt, i, k), 1, shape, err);
         if (st)
           sutra_error_prefix (err, "checkpoint does not match this run's settings");
         free (name);
@@ -377,10 +457,7 @@ sutra_trainer_new_resume (const char *run_dir, const char *checkpoint, SutraTrai
     char **list;
     size_t n;
     st = sutra_run_list_checkpoints (run_dir, &list, &n, err);
-    if (!st && n == 0)
-      st = sutra_error_set (err, SUTRA_ERR_NOT_FOUND,
-                            "%s/checkpoints holds no complete checkpoint to resume from", run_dir);
-    if (!st) {
+    if (!st && n > 0) {
       ckpt = sutra_xstrdup (list[n - 1]);
       free_list (list, n);
     }
@@ -394,6 +471,7 @@ sutra_trainer_new_resume (const char *run_dir, const char *checkpoint, SutraTrai
     return st;
   }
   t->resume_from = ckpt;
+  t->restart = ckpt == NULL;      /* stopped (or killed) before the first checkpoint */
   *out = t;
   return SUTRA_OK;
 }

@@ -336,6 +336,20 @@ sutra_train_config_set (SutraTrainConfig *c, const char *key, const char *v, Sut
                           key);
 }
 
+/* A JSON scalar as the string form sutra_train_config_set takes (caller frees); NULL for
+ * values no setting takes (null, objects, nested arrays). */
+static char *
+scalar_text (json_object *v)
+{
+  switch (json_object_get_type (v)) {
+  case json_type_string: return sutra_xstrdup (json_object_get_string (v));
+  case json_type_double: return sutra_xasprintf ("%.17g", json_object_get_double (v));
+  case json_type_int:
+  case json_type_boolean: return sutra_xstrdup (json_object_get_string (v));
+  default: return NULL;
+  }
+}
+
 SutraStatus
 sutra_train_config_load (SutraTrainConfig *c, const char *path, SutraError *err)
 {
@@ -347,27 +361,40 @@ sutra_train_config_load (SutraTrainConfig *c, const char *path, SutraError *err)
   json_object_object_foreach (o, key, val) {
     if (json_object_is_type (val, json_type_null))
       continue;
-    const char *s;
     char *owned = NULL;
-    if (json_object_is_type (val, json_type_string))
-      s = json_object_get_string (val);
-    else if (json_object_is_type (val, json_type_array)) {
-      size_t n = json_object_array_length (val), len = 1;
-      for (size_t k = 0; k < n; k++)
-        len += strlen (json_object_get_string (json_object_array_get_idx (val, k))) + 1;
-      owned = sutra_xcalloc (1, len);
-      for (size_t k = 0; k < n; k++) {
-        if (k)
-          strcat (owned, ",");
-        strcat (owned, json_object_get_string (json_object_array_get_idx (val, k)));
+    if (json_object_is_type (val, json_type_array)) {
+      /* a list ("betas": [0.9, 0.999], "lora_targets": ["q_proj", "v_proj"]) in the
+       * comma-separated form of the command line */
+      size_t n = json_object_array_length (val), len = 0;
+      char **parts = sutra_xcalloc (n ? n : 1, sizeof (char *));
+      for (size_t k = 0; k < n && !st; k++) {
+        json_object *e = json_object_array_get_idx (val, k);
+        parts[k] = scalar_text (e);
+        if (!parts[k])
+          st = sutra_error_set (err, SUTRA_ERR_INVALID, "%s: %s[%zu]: expected a string or a number, "
+                                "got %s", path, key, k, sutra_json_type_name (e));
+        else
+          len += strlen (parts[k]) + 1;
       }
-      s = owned;
-    } else if (json_object_is_type (val, json_type_double)) {
-      owned = sutra_xasprintf ("%.17g", json_object_get_double (val));
-      s = owned;
+      if (!st) {
+        owned = sutra_xcalloc (1, len + 1);
+        for (size_t k = 0, off = 0; k < n; k++)
+          off += (size_t) sprintf (owned + off, "%s%s", k ? "," : "", parts[k]);
+      }
+      for (size_t k = 0; k < n; k++)
+        free (parts[k]);
+      free (parts);
+      if (st)
+        break;
     } else {
-      s = json_object_get_string (val);
+      owned = scalar_text (val);
+      if (!owned) {
+        st = sutra_error_set (err, SUTRA_ERR_INVALID, "%s: %s: expected a string, number, boolean "
+                              "or list, got %s", path, key, sutra_json_type_name (val));
+        break;
+      }
     }
+    const char *s = owned;
     /* a relative path in a settings file is taken relative to the file when it exists
      * there; otherwise it stays as given (relative to the working folder, or a repo id) */
     bool is_path = !strcmp (key, "data") || !strcmp (key, "eval_data") ||

@@ -15,6 +15,7 @@ struct SutraTrainer {
   void *user_data;
   char *run_dir;
   char *resume_from;           /* checkpoint folder when resuming */
+  bool restart;                /* resuming a run that was stopped before its first checkpoint */
   char *model_dir;             /* resolved model folder */
   /* controls */
   pthread_mutex_t lock;
@@ -58,3 +59,20 @@ void        sutra_trainer_teardown (SutraTrainer *t);
 SutraStatus sutra_trainer_save_checkpoint (SutraTrainer *t, SutraError *err);
 SutraStatus sutra_trainer_save_final (SutraTrainer *t, SutraError *err);
 SutraStatus sutra_trainer_load_checkpoint (SutraTrainer *t, SutraError *err);
+
+/* trainer_state.json of a checkpoint, parsed from memory (the loader and fuzz-trainer-state.c
+ * use it). Every field is range-checked; name prefixes the messages. */
+typedef struct {
+  int64_t step, micro_batches_done, evals_without_improvement;
+  uint64_t dropout_rng;
+  double elapsed_s;
+  double best_eval_loss;       /* INFINITY when the run has not been evaluated yet */
+} SutraTrainerState;
+SutraStatus sutra_trainer_state_parse (const char *text, size_t len, const char *name,
+                                       SutraTrainerState *out, SutraError *err);
+/* metrics.jsonl text: keeps, in place, the complete lines whose "step" is <= step (a torn
+ * last line and lines without a step are dropped); returns the new length. */
+size_t      sutra_metrics_truncate_text (char *text, size_t len, int64_t step);
+/* The optimizer's "step" metadata ("123"): a decimal count in [0, 2^53]. */
+SutraStatus sutra_checkpoint_parse_opt_steps (const char *text, const char *name, int64_t *out,
+                                              SutraError *err);

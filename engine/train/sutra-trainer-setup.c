@@ -43,8 +43,8 @@ open_run_folder (SutraTrainer *t, bool resuming, SutraError *err)
                           "%s already holds a training run: continue it with `sutra resume %s` or "
                           "choose another output_dir", t->run_dir, t->run_dir);
   }
-  if (!st)
-    st = sutra_mkdir_p (ckpts, err);
+  /* config.json first: a run folder with metrics or checkpoints always has its settings, so
+   * a run killed at any moment can be resumed */
   if (!st && !resuming) {
     char *cfg = sutra_train_config_to_json (&t->cfg);
     char *path = sutra_path_join (t->run_dir, "config.json");
@@ -52,6 +52,8 @@ open_run_folder (SutraTrainer *t, bool resuming, SutraError *err)
     free (path);
     free (cfg);
   }
+  if (!st)
+    st = sutra_mkdir_p (ckpts, err);
   if (!st) {
     char *log = sutra_path_join (t->run_dir, "train.log");
     t->log_fp = fopen (log, "a");
@@ -246,7 +248,7 @@ load_data (SutraTrainer *t, SutraError *err)
 SutraStatus
 sutra_trainer_setup (SutraTrainer *t, SutraError *err)
 {
-  bool resuming = t->resume_from != NULL;
+  bool resuming = t->resume_from != NULL || t->restart;
   SutraStatus st = open_run_folder (t, resuming, err);
   if (st)
     return st;

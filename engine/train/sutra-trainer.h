@@ -106,7 +106,8 @@ typedef struct SutraTrainer SutraTrainer;
 SutraStatus sutra_trainer_new (const SutraTrainConfig *c, SutraTrainCallback cb, void *user_data,
                                SutraTrainer **out, SutraError *err);
 /* A trainer that continues run_dir from checkpoint (a folder under checkpoints/, or NULL for
- * the latest complete one). */
+ * the latest complete one; a run stopped before its first checkpoint starts over from step 0
+ * with its saved settings). */
 SutraStatus sutra_trainer_new_resume (const char *run_dir, const char *checkpoint,
                                       SutraTrainCallback cb, void *user_data, SutraTrainer **out,
                                       SutraError *err);
