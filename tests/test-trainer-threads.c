@@ -10,14 +10,19 @@
 #include "sutra-trainer.h"
 
 #include <json-c/json.h>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #define WAIT_LIMIT_US (120 * G_USEC_PER_SEC)   /* generous: TSan runs ~10x slower */
 
+/* pthread primitives, not GMutex/GCond: GLib's futex-based locks are invisible to TSan, which
+ * would then report the data they protect as racy. */
 typedef struct {
-  GMutex lock;
-  GCond cond;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
   int64_t last_step;
   int started, paused_events, resumed_events, checkpoints, finished, stopped;
   int64_t pause_at, stop_at;     /* request from the callback at this step (0 = never) */
@@ -25,10 +30,24 @@ typedef struct {
 } Watch;
 
 static void
+watch_init (Watch *w)
+{
+  pthread_mutex_init (&w->lock, NULL);
+  pthread_cond_init (&w->cond, NULL);
+}
+
+static void
+watch_clear (Watch *w)
+{
+  pthread_mutex_destroy (&w->lock);
+  pthread_cond_destroy (&w->cond);
+}
+
+static void
 on_event (const SutraTrainEvent *ev, void *data)    /* trainer thread */
 {
   Watch *w = data;
-  g_mutex_lock (&w->lock);
+  pthread_mutex_lock (&w->lock);
   switch (ev->kind) {
   case SUTRA_TRAIN_EV_STARTED: w->started = 1; break;
   case SUTRA_TRAIN_EV_STEP:
@@ -41,22 +60,24 @@ on_event (const SutraTrainEvent *ev, void *data)    /* trainer thread */
   case SUTRA_TRAIN_EV_STOPPED: w->stopped = 1; break;
   default: break;
   }
-  g_cond_broadcast (&w->cond);
-  g_mutex_unlock (&w->lock);
+  pthread_cond_broadcast (&w->cond);
+  pthread_mutex_unlock (&w->lock);
 }
 
 /* Waits (main thread) until pred holds; fails the test after WAIT_LIMIT_US. */
 static void
 wait_for (Watch *w, gboolean (*pred) (Watch *, gconstpointer), gconstpointer arg, const char *what)
 {
-  gint64 end = g_get_monotonic_time () + WAIT_LIMIT_US;
-  g_mutex_lock (&w->lock);
+  struct timespec end;
+  clock_gettime (CLOCK_REALTIME, &end);
+  end.tv_sec += WAIT_LIMIT_US / G_USEC_PER_SEC;
+  pthread_mutex_lock (&w->lock);
   while (!pred (w, arg))
-    if (!g_cond_wait_until (&w->cond, &w->lock, end)) {
-      g_mutex_unlock (&w->lock);
+    if (pthread_cond_timedwait (&w->cond, &w->lock, &end) == ETIMEDOUT && !pred (w, arg)) {
+      pthread_mutex_unlock (&w->lock);
       g_error ("timed out waiting for %s", what);
     }
-  g_mutex_unlock (&w->lock);
+  pthread_mutex_unlock (&w->lock);
 }
 
 static gboolean
@@ -184,8 +205,7 @@ test_pause_use_save_resume (Fixture *f, gconstpointer u)
   char *run = g_build_filename (f->tmp, "paused", NULL);
   SutraTrainConfig c = settings (f->tmp, f->model, f->data, run);
   Watch w = { 0 };
-  g_mutex_init (&w.lock);
-  g_cond_init (&w.cond);
+  watch_init (&w);
   RunArgs a = { 0 };
   test_assert_ok (sutra_trainer_new (&c, on_event, &w, &a.t, &a.err), &a.err);
   GThread *th = g_thread_new ("trainer", run_thread, &a);
@@ -207,17 +227,17 @@ test_pause_use_save_resume (Fixture *f, gconstpointer u)
   test_assert_ok (sutra_model_forward (m, &b, false, &logits, &err), &err);
   for (int i = 0; i < 5 * 32; i++)
     g_assert_true (logits[i] == logits[i]);
-  g_mutex_lock (&w.lock);
+  pthread_mutex_lock (&w.lock);
   int64_t paused_at = w.last_step;
   int ck = w.checkpoints;
-  g_mutex_unlock (&w.lock);
+  pthread_mutex_unlock (&w.lock);
   sutra_trainer_request_save (a.t);           /* served while paused */
   end = g_get_monotonic_time () + WAIT_LIMIT_US;
   for (;;) {
-    g_mutex_lock (&w.lock);
+    pthread_mutex_lock (&w.lock);
     bool saved = w.checkpoints > ck;
     g_assert_cmpint (w.last_step, ==, paused_at);   /* no step while paused */
-    g_mutex_unlock (&w.lock);
+    pthread_mutex_unlock (&w.lock);
     if (saved)
       break;
     g_assert_cmpint (g_get_monotonic_time (), <, end);
@@ -238,8 +258,7 @@ test_pause_use_save_resume (Fixture *f, gconstpointer u)
   sutra_trainer_free (a.t);
   sutra_train_config_clear (&c);
   assert_same_as_straight (f, run);
-  g_mutex_clear (&w.lock);
-  g_cond_clear (&w.cond);
+  watch_clear (&w);
   g_free (run);
 }
 
@@ -252,8 +271,7 @@ test_stop_then_resume (Fixture *f, gconstpointer u)
   SutraError err;
   for (int round = 0; round < 3; round++) {
     Watch w = { 0 };
-    g_mutex_init (&w.lock);
-    g_cond_init (&w.cond);
+    watch_init (&w);
     RunArgs a = { 0 };
     if (round == 0)
       test_assert_ok (sutra_trainer_new (&c, on_event, &w, &a.t, &err), &err);
@@ -269,9 +287,9 @@ test_stop_then_resume (Fixture *f, gconstpointer u)
       wait_for (&w, at_step, GINT_TO_POINTER (7), "step 7");
       sutra_trainer_request_pause (a.t);
       for (;;) {
-        g_mutex_lock (&w.lock);
+        pthread_mutex_lock (&w.lock);
         bool fin = w.finished;
-        g_mutex_unlock (&w.lock);
+        pthread_mutex_unlock (&w.lock);
         if (fin || sutra_trainer_is_paused (a.t))
           break;
         g_usleep (500);
@@ -288,8 +306,7 @@ test_stop_then_resume (Fixture *f, gconstpointer u)
       g_assert_true (w.finished);
     }
     sutra_trainer_free (a.t);
-    g_mutex_clear (&w.lock);
-    g_cond_clear (&w.cond);
+    watch_clear (&w);
   }
   sutra_train_config_clear (&c);
   assert_same_as_straight (f, run);
@@ -330,8 +347,7 @@ test_hammer_controls (Fixture *f, gconstpointer u)
   char *run = g_build_filename (f->tmp, "hammered", NULL);
   SutraTrainConfig c = settings (f->tmp, f->model, f->data, run);
   Watch w = { 0 };
-  g_mutex_init (&w.lock);
-  g_cond_init (&w.cond);
+  watch_init (&w);
   RunArgs a = { 0 };
   test_assert_ok (sutra_trainer_new (&c, on_event, &w, &a.t, &a.err), &a.err);
   atomic_int done = 0;
@@ -341,9 +357,9 @@ test_hammer_controls (Fixture *f, gconstpointer u)
   /* keep un-pausing from here too until the run ends (the hammer may leave it paused) */
   gint64 end = g_get_monotonic_time () + WAIT_LIMIT_US;
   for (;;) {
-    g_mutex_lock (&w.lock);
+    pthread_mutex_lock (&w.lock);
     bool fin = w.finished;
-    g_mutex_unlock (&w.lock);
+    pthread_mutex_unlock (&w.lock);
     if (fin)
       break;
     g_assert_cmpint (g_get_monotonic_time (), <, end);
@@ -360,8 +376,7 @@ test_hammer_controls (Fixture *f, gconstpointer u)
   sutra_trainer_free (a.t);
   sutra_train_config_clear (&c);
   assert_same_as_straight (f, run);
-  g_mutex_clear (&w.lock);
-  g_cond_clear (&w.cond);
+  watch_clear (&w);
   g_free (run);
 }
 

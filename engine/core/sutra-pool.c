@@ -26,7 +26,7 @@ static struct {
   atomic_uint generation;        /* bumped for every job */
   atomic_int pending;            /* workers still running the current job */
   atomic_int quit;
-  int nthreads;                  /* including the caller */
+  atomic_int nthreads;           /* including the caller; read without the lock */
   int nworkers;
   Worker workers[MAX_THREADS];
   /* current job */
@@ -107,7 +107,6 @@ stop_workers (void)
 static void
 start_workers (int nthreads)
 {
-  pool.nthreads = nthreads;
   for (int i = 1; i < nthreads; i++) {
     Worker *w = &pool.workers[pool.nworkers];
     w->index = i;
@@ -116,7 +115,7 @@ start_workers (int nthreads)
       break;                     /* run with fewer threads rather than fail */
     pool.nworkers++;
   }
-  pool.nthreads = pool.nworkers + 1;
+  atomic_store (&pool.nthreads, pool.nworkers + 1);
 }
 
 static void
@@ -137,7 +136,7 @@ sutra_set_threads (int n)
   if (n > MAX_THREADS)
     n = MAX_THREADS;
   pthread_mutex_lock (&pool.dispatch);
-  if (n != pool.nthreads) {
+  if (n != atomic_load (&pool.nthreads)) {
     stop_workers ();
     start_workers (n);
   }
@@ -149,7 +148,7 @@ int
 sutra_get_threads (void)
 {
   pthread_once (&pool_once, pool_init_default);
-  return pool.nthreads;
+  return atomic_load (&pool.nthreads);
 }
 
 void
@@ -161,10 +160,16 @@ sutra_parallel_for (int64_t n, int64_t grain, SutraRangeFunc fn, void *ctx)
   if (grain < 1)
     grain = 1;
   int64_t parts = n / grain;
-  if (parts > pool.nthreads)
-    parts = pool.nthreads;
   if (parts <= 1 || pthread_mutex_trylock (&pool.dispatch) != 0) {
     fn (ctx, 0, n, 0);           /* small job, or the pool is busy: run inline */
+    return;
+  }
+  /* the worker count is stable while we hold dispatch (sutra_set_threads takes it too) */
+  if (parts > pool.nworkers + 1)
+    parts = pool.nworkers + 1;
+  if (parts <= 1) {
+    pthread_mutex_unlock (&pool.dispatch);
+    fn (ctx, 0, n, 0);
     return;
   }
   pool.fn = fn;
