@@ -578,10 +578,8 @@ read_csv (DsLoader *L, Src *s, char delim)
   bool have = csv_record (s, delim, &r);
   while (have && r.blank)
     have = csv_record (s, delim, &r);
-  if (!have) {
-    free (r.text.p);
-    return src_status (L, s);
-  }
+  if (!have)
+    goto out;                           /* no header: an empty file */
   if (r.problem || r.bad_line) {
     st = sutra_error_set (L->err, SUTRA_ERR_FORMAT, "%s:%d: header row: %s", L->name, r.line,
                           r.problem ? r.problem : "invalid UTF-8");
