@@ -57,8 +57,8 @@ void sutra_dataset_options_init (SutraDatasetOptions *o);
 
 typedef struct SutraDataset SutraDataset;
 
-/* The options are copied; o->tokenizer is kept (borrowed) for sutra_dataset_preview, so it
- * must outlive the dataset's previews. */
+/* o->tokenizer is kept (borrowed) for sutra_dataset_preview: it must outlive the previews.
+ * Chat rows need o->chat (see docs/datasets.md). */
 SutraStatus sutra_dataset_load (const char *path, const SutraDatasetOptions *o, SutraDataset **out,
                                 SutraError *err);
 /* The same from memory; name stands for the path (its extension picks the format). */
