@@ -43,7 +43,8 @@ typedef struct {
 
 typedef struct {
   const struct SutraTokenizer *tokenizer;     /* NULL only for pre-tokenized data */
-  const struct SutraChatTemplate *chat;       /* chat rows; NULL = the tokenizer folder's own */
+  const struct SutraChatTemplate *chat;       /* required for chat rows (the model folder's:
+                                               * sutra_chat_template_load) */
   int seq_len;             /* longer examples are truncated (counted); plain text windows */
   bool mask_prompt;        /* prompt/completion and Alpaca: no loss on the prompt (default on) */
   bool stop_on_bad_row;    /* default false: skip and count */
