@@ -37,12 +37,15 @@ base_model_of (const char *source)
   return out;
 }
 
+static bool progress_open;   /* a \r progress line is on stderr without its newline */
+
 static bool
 on_progress (double f, const char *what, void *data)
 {
   (void) data;
   fprintf (stderr, "\r%3.0f%% %-40s", f * 100.0, what);
-  if (f >= 1.0)
+  progress_open = f < 1.0;
+  if (!progress_open)
     fputc ('\n', stderr);
   return true;
 }
@@ -101,6 +104,8 @@ cmd_export (int argc, char **argv)
   }
   SutraStatus st = sutra_export (source, model_dir, out, &o, &err);
   free (model_dir);
+  if (st && progress_open)
+    fputc ('\n', stderr);      /* the error gets a line of its own */
   if (st)
     return sutra_cli_fail (&err);
   printf ("%s\n", out);

@@ -336,7 +336,7 @@ sutra_write_file_atomic (const char *path, const void *data, size_t n, SutraErro
 }
 
 /* Leftovers of a writer that died (killed, power cut) beside final: "<final>.tmp-<pid>-<n>"
- * (an unfinished new version: removed) and "<final>.old-<pid>-<n>" (the previous version,
+ * (an unfinished new version) and "<final>.del-<pid>-<n>" (a removal cut short): removed; "<final>.old-<pid>-<n>" (the previous version,
  * moved aside by the fallback path of sutra_tmpdir_commit: put back when final is missing,
  * else removed). Entries of live processes are left alone. */
 static void
@@ -352,7 +352,8 @@ recover_leftovers (const char *final_dir, size_t len)
     const char *n = e->d_name;
     if (strncmp (n, base, blen) != 0)
       continue;
-    bool is_tmp = !strncmp (n + blen, ".tmp-", 5), is_old = !strncmp (n + blen, ".old-", 5);
+    bool is_tmp = !strncmp (n + blen, ".tmp-", 5) || !strncmp (n + blen, ".del-", 5);
+    bool is_old = !strncmp (n + blen, ".old-", 5);
     if (!is_tmp && !is_old)
       continue;
     char *end;
@@ -504,6 +505,23 @@ sutra_rm_rf (const char *path, SutraError *err)
   if (unlink (path) != 0)
     return sutra_error_set_sys (err, SUTRA_ERR_IO, errno, "cannot remove %s", path);
   return SUTRA_OK;
+}
+
+SutraStatus
+sutra_rm_rf_atomic (const char *path, SutraError *err)
+{
+  size_t len = strlen (path);
+  while (len > 1 && path[len - 1] == '/')
+    len--;
+  char *doomed = sutra_xasprintf ("%.*s.del-%d-%u", (int) len, path, (int) getpid (),
+                                  atomic_fetch_add (&tmp_counter, 1));
+  SutraStatus st;
+  if (rename (path, doomed) != 0)
+    st = errno == ENOENT ? SUTRA_OK : sutra_error_set_sys (err, SUTRA_ERR_IO, errno, "cannot remove %s", path);
+  else
+    st = sutra_rm_rf (doomed, err);
+  free (doomed);
+  return st;
 }
 
 SutraStatus

@@ -60,8 +60,11 @@ SutraStatus sutra_tmpdir_begin  (const char *final_dir, char **tmp_dir, SutraErr
  * sutra_tmpdir_begin removes (or, for a missing final_dir, restores) what dead writers left.
  * Test hook: SUTRA_TEST_SLOW_WRITE_MS=N sleeps N ms before every atomic rename (crash tests). */
 SutraStatus sutra_tmpdir_commit (const char *tmp_dir, const char *final_dir, SutraError *err);
-/* Recursively removes a directory (used for aborted tmp dirs and pruned checkpoints). */
+/* Recursively removes a directory (used for aborted tmp dirs). */
 SutraStatus sutra_rm_rf (const char *path, SutraError *err);
+/* Removes a folder so that it is never seen half-removed under its own name: renamed to
+ * "<path>.del-<pid>-<n>" first, then removed (pruned checkpoints). */
+SutraStatus sutra_rm_rf_atomic (const char *path, SutraError *err);
 /* Copies a file atomically (tokenizer files into exports). */
 SutraStatus sutra_copy_file (const char *src, const char *dst, SutraError *err);
 SutraStatus sutra_fsync_dir (const char *dir, SutraError *err);

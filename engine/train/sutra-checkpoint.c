@@ -75,7 +75,8 @@ free_list (char **l, size_t n)
   free (l);
 }
 
-/* Removes leftovers of interrupted writes (*.tmp-*, *.old-*) from checkpoints/. */
+/* Removes leftovers of interrupted writes and removals (*.tmp-*, *.old-*, *.del-*) from
+ * checkpoints/ (one trainer per run folder: none of them can belong to a live writer). */
 static void
 clean_leftovers (const char *run_dir)
 {
@@ -84,7 +85,7 @@ clean_leftovers (const char *run_dir)
   if (d) {
     struct dirent *e;
     while ((e = readdir (d)))
-      if (strstr (e->d_name, ".tmp-") || strstr (e->d_name, ".old-")) {
+      if (strstr (e->d_name, ".tmp-") || strstr (e->d_name, ".old-") || strstr (e->d_name, ".del-")) {
         char *p = sutra_path_join (dir, e->d_name);
         sutra_rm_rf (p, NULL);
         free (p);
@@ -180,7 +181,7 @@ sutra_trainer_save_checkpoint (SutraTrainer *t, SutraError *err)
   size_t n;
   if (t->cfg.keep_checkpoints > 0 && !sutra_run_list_checkpoints (t->run_dir, &list, &n, NULL)) {
     for (size_t i = 0; i + (size_t) t->cfg.keep_checkpoints < n; i++)
-      sutra_rm_rf (list[i], NULL);
+      sutra_rm_rf_atomic (list[i], NULL);       /* never half-removed under its name */
     free_list (list, n);
   }
   free (t->last_checkpoint);

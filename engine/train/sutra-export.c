@@ -163,6 +163,8 @@ sutra_export (const char *source, const char *model_dir, const char *out, const 
   }
   if (!st)
     report (o, 1.0, "done");
+  else if (st != SUTRA_ERR_CANCELLED)
+    sutra_error_prefix (err, "%s not written (a previous export there is intact)", out);
 out:
   sutra_lora_config_clear (&lcfg);
   sutra_model_free (m);

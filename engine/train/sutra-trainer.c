@@ -14,6 +14,7 @@
 #include "sutra-loss.h"
 #include "sutra-pool.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -347,11 +348,13 @@ sutra_trainer_evaluate (SutraTrainer *t, double *loss_out, SutraError *err)
 /* the loop                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-static void
-write_metrics (SutraTrainer *t, const SutraTrainEvent *ev, double eval_loss)
+/* One metrics.jsonl line; a failed write (a full disk) stops the run rather than losing
+ * metrics silently. */
+static SutraStatus
+write_metrics (SutraTrainer *t, const SutraTrainEvent *ev, double eval_loss, SutraError *err)
 {
   if (!t->metrics_fp)
-    return;
+    return SUTRA_OK;
   fprintf (t->metrics_fp,
            "{\"step\": %lld, \"epoch\": %.6f, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
            "\"tokens\": %lld, \"tokens_per_s\": %.3f, \"elapsed_s\": %.3f",
@@ -360,7 +363,13 @@ write_metrics (SutraTrainer *t, const SutraTrainEvent *ev, double eval_loss)
   if (!isnan (eval_loss))
     fprintf (t->metrics_fp, ", \"eval_loss\": %.9g, \"eval_ppl\": %.9g", eval_loss, exp (eval_loss));
   fprintf (t->metrics_fp, "}\n");
-  fflush (t->metrics_fp);
+  if (fflush (t->metrics_fp) != 0 || ferror (t->metrics_fp)) {
+    int e = errno ? errno : EIO;
+    clearerr (t->metrics_fp);
+    return sutra_error_set_sys (err, SUTRA_ERR_IO, e, "%s/metrics.jsonl: cannot write step %lld "
+                                "(the last checkpoint is intact)", t->run_dir, (long long) ev->step);
+  }
+  return SUTRA_OK;
 }
 
 /* Blocks while paused; returns true when a stop was requested. */
@@ -492,7 +501,9 @@ train_loop (SutraTrainer *t, SutraError *err)
       if (st && st != SUTRA_ERR_CANCELLED)
         return st;
     }
-    write_metrics (t, &ev, eval_loss);
+    SutraStatus mst = write_metrics (t, &ev, eval_loss, err);
+    if (mst)
+      return mst;
     sutra_trainer_emit (t, &ev);
     if (t->step % t->cfg.log_every == 0 || t->step == t->max_steps)
       sutra_trainer_log (t, "step %lld/%lld loss %.4f lr %.3g grad_norm %.3f %.0f tok/s",
