@@ -1,5 +1,6 @@
 /* sutra-cli-model.c: `sutra info MODEL` and `sutra logits MODEL --ids ... --out FILE`. */
 #include "sutra-cli.h"
+#include "sutra-fsutil.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
 #include "sutra-safetensors.h"
@@ -151,6 +152,10 @@ cmd_logits (int argc, char **argv)
   SutraBatch b = { 1, n, ids, NULL, NULL };
   float *logits;
   if (sutra_model_forward (m, &b, false, &logits, &err)) {
+    rc = sutra_cli_fail (&err);
+    goto out;
+  }
+  if (sutra_path_check_write (m->dir, outp, &err)) {   /* no symlink out of the model folder */
     rc = sutra_cli_fail (&err);
     goto out;
   }

@@ -201,6 +201,24 @@ test_check_inside (void)
       g_assert_nonnull (strstr (err.message, "refusing to write"));
     g_free (p);
   }
+  /* check_write judges only paths inside root as written, however they are spelled */
+  struct { const char *path; bool ok; } writes[] = {
+    { "escape/out", false }, { "sub/../escape/out", false }, { "./escape//out", false },
+    { "sub/out", true }, { "../outside/x", true },          /* outside as written: not ours */
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (writes); i++) {
+    char *p = g_build_filename (root, writes[i].path, NULL);
+    if ((sutra_path_check_write (root, p, &err) == SUTRA_OK) != writes[i].ok)
+      g_error ("check_write %s: expected %s", writes[i].path, writes[i].ok ? "ok" : "refusal");
+    g_free (p);
+  }
+  char *cwd = g_get_current_dir ();
+  g_assert_cmpint (chdir (root), ==, 0);                    /* relative spellings */
+  g_assert_cmpint (sutra_path_check_write ("../model", "escape/x", &err), ==, SUTRA_ERR_INVALID);
+  g_assert_cmpint (sutra_path_check_write (".", "sub/x", &err), ==, SUTRA_OK);
+  g_assert_cmpint (chdir (cwd), ==, 0);
+  g_free (cwd);
+  g_assert_cmpint (sutra_path_check_write (NULL, "/anything", &err), ==, SUTRA_OK);
   /* a symlinked file pointing out of the folder: writing "through" it is refused too */
   g_assert_cmpint (g_file_set_contents (target, "x", -1, NULL), ==, TRUE);
   g_assert_cmpint (sutra_path_check_inside (root, file_link, &err), ==, SUTRA_ERR_INVALID);

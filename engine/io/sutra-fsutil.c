@@ -197,6 +197,55 @@ sutra_path_check_inside (const char *root, const char *path, SutraError *err)
   return SUTRA_OK;
 }
 
+/* path made absolute from the working folder with "." and ".." folded lexically. */
+static char *
+lexical_abs (const char *path)
+{
+  char cwd[PATH_MAX];
+  char *full = path[0] == '/' || !getcwd (cwd, sizeof cwd) ? sutra_xstrdup (path)
+                                                            : sutra_path_join (cwd, path);
+  size_t n = strlen (full);
+  char *out = sutra_xmalloc (n + 2);
+  size_t o = 0;
+  for (const char *s = full; *s;) {
+    while (*s == '/')
+      s++;
+    const char *e = strchr (s, '/');
+    size_t len = e ? (size_t) (e - s) : strlen (s);
+    if (len == 0 || (len == 1 && s[0] == '.')) {
+      /* skip */
+    } else if (len == 2 && s[0] == '.' && s[1] == '.') {
+      while (o > 0 && out[o - 1] != '/')
+        o--;
+      if (o > 0)
+        o--;                                        /* drop the slash too */
+    } else {
+      out[o++] = '/';
+      memcpy (out + o, s, len);
+      o += len;
+    }
+    s += len;
+  }
+  if (o == 0)
+    out[o++] = '/';
+  out[o] = '\0';
+  free (full);
+  return out;
+}
+
+SutraStatus
+sutra_path_check_write (const char *root, const char *path, SutraError *err)
+{
+  if (!root || !path || !sutra_is_dir (root))
+    return SUTRA_OK;
+  char *r = lexical_abs (root), *p = lexical_abs (path);
+  size_t lr = strlen (r);
+  bool inside = strncmp (p, r, lr) == 0 && (p[lr] == '/' || p[lr] == '\0' || lr == 1);
+  free (r);
+  free (p);
+  return inside ? sutra_path_check_inside (root, path, err) : SUTRA_OK;
+}
+
 SutraStatus
 sutra_fsync_dir (const char *dir, SutraError *err)
 {

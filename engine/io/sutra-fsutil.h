@@ -31,6 +31,11 @@ bool        sutra_path_is_safe_relative (const char *name);
 /* Fails with SUTRA_ERR_INVALID when `path` (or one of its parents up to `root`) is a
  * symlink that resolves outside `root`. Used before writing inside model folders. */
 SutraStatus sutra_path_check_inside (const char *root, const char *path, SutraError *err);
+/* Before writing `path`: when it lies inside folder `root` as written (made absolute, "." and
+ * ".." folded, symlinks not followed), it must also resolve inside root (no symlink in root
+ * leads the write elsewhere); a path outside root as written is not judged. root may be NULL
+ * or not a folder (then nothing is checked). */
+SutraStatus sutra_path_check_write (const char *root, const char *path, SutraError *err);
 
 /* ---- atomic single file ---- */
 typedef struct {

@@ -691,7 +691,21 @@ sutra_safetensors_open_dir (const char *dir, SutraSafetensors **out, SutraError 
   closedir (d);
   SutraStatus st;
   if (n == 0) {
-    st = sutra_error_set (err, SUTRA_ERR_NOT_FOUND, "no *.safetensors weights in %s", dir);
+    /* name the formats we do not read when they are what the folder holds */
+    static const char *other[] = { "pytorch_model.bin", "pytorch_model.bin.index.json",
+                                   "model.ckpt.index", "tf_model.h5", "flax_model.msgpack" };
+    const char *found = NULL;
+    for (size_t i = 0; !found && i < sizeof other / sizeof *other; i++) {
+      char *op = sutra_path_join (dir, other[i]);
+      if (sutra_path_exists (op))
+        found = other[i];
+      free (op);
+    }
+    if (found)
+      st = sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s: no *.safetensors weights, only %s (a "
+                            "format Sutra does not read; convert it to safetensors)", dir, found);
+    else
+      st = sutra_error_set (err, SUTRA_ERR_NOT_FOUND, "%s: no *.safetensors weights", dir);
   } else if (n == 1) {
     p = sutra_path_join (dir, names[0]);
     st = sutra_safetensors_open (p, out, err);

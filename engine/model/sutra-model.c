@@ -135,8 +135,29 @@ sutra_model_free (SutraModel *m)
   free (m);
 }
 
+/* Index of the first NaN or infinity in x[n], or -1. Exponent bits all ones = not finite
+ * (IEEE 754 binary32); a branch-free OR over blocks keeps the scan at memory speed. */
+static int64_t
+first_non_finite (const float *x, size_t n)
+{
+  const uint32_t *u = (const uint32_t *) x;
+  for (size_t b = 0; b < n; b += 4096) {
+    size_t e = b + 4096 < n ? b + 4096 : n;
+    uint32_t any = 0;
+    for (size_t i = b; i < e; i++)
+      any |= (uint32_t) ((u[i] & 0x7f800000u) == 0x7f800000u);
+    if (any)
+      for (size_t i = b; i < e; i++)
+        if ((u[i] & 0x7f800000u) == 0x7f800000u)
+          return (int64_t) i;
+  }
+  return -1;
+}
+
 /* Loads tensor `name` with the expected shape into an f32 pointer: borrowed when the file
- * holds aligned F32, else converted into an owned buffer. */
+ * holds aligned F32, else converted into an owned buffer. A checkpoint holding NaN or
+ * infinite weights is refused here, naming the file and tensor (docs/reliability.md): it
+ * would otherwise only surface as NaN logits or a NaN loss, far from its cause. */
 static SutraStatus
 load_f32 (SutraModel *m, const char *name, int ndim, const int64_t *shape, float **data,
           bool *owned, SutraError *err)
@@ -158,6 +179,11 @@ load_f32 (SutraModel *m, const char *name, int ndim, const int64_t *shape, float
     for (int i = 0; same && i < ndim; i++)
       same = t->shape[i] == shape[i];
     if (same) {
+      int64_t bad = first_non_finite (t->data, n);
+      if (bad >= 0)
+        return sutra_error_set (err, SUTRA_ERR_NUMERIC, "%s: tensor %s holds NaN or infinite values "
+                                "(first at element %lld): the checkpoint is damaged",
+                                sutra_safetensors_path (m->weights, name), name, (long long) bad);
       *data = t->data;
       *owned = false;
       return SUTRA_OK;
@@ -167,6 +193,11 @@ load_f32 (SutraModel *m, const char *name, int ndim, const int64_t *shape, float
   if (!buf)
     return SUTRA_ERR_NOMEM;
   SutraStatus st = sutra_safetensors_read_f32 (m->weights, name, buf, ndim, shape, err);
+  int64_t bad = st ? -1 : first_non_finite (buf, n);
+  if (bad >= 0)
+    st = sutra_error_set (err, SUTRA_ERR_NUMERIC, "%s: tensor %s holds NaN or infinite values (first "
+                          "at element %lld): the checkpoint is damaged",
+                          sutra_safetensors_path (m->weights, name), name, (long long) bad);
   if (st) {
     sutra_aligned_free (buf);
     return st;

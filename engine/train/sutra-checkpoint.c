@@ -380,6 +380,9 @@ sutra_trainer_load_checkpoint (SutraTrainer *t, SutraError *err)
     st = sutra_trainer_state_parse (text, len, spath, &s, err);
     free (text);
   }
+  if (st)
+    sutra_error_prefix (err, "checkpoint %s cannot be resumed (an earlier one can: sutra resume "
+                        "--checkpoint DIR)", dir);
   if (!st && (s.micro_batches_done % t->cfg.grad_accum != 0 ||
               s.micro_batches_done / t->cfg.grad_accum != s.step))
     st = sutra_error_set (err, SUTRA_ERR_INVALID,
@@ -438,7 +441,17 @@ sutra_trainer_new_resume (const char *run_dir, const char *checkpoint, SutraTrai
   char *cpath = sutra_path_join (run_dir, "config.json");
   SutraTrainConfig c;
   sutra_train_config_init (&c);
-  SutraStatus st = sutra_train_config_load (&c, cpath, err);
+  /* a run folder's config.json holds training settings (output_dir among them), not a model's */
+  json_object *probe;
+  SutraStatus st = sutra_json_load (cpath, SUTRA_JSON_OBJECT, &probe, err);
+  if (!st) {
+    if (!json_object_object_get_ex (probe, "output_dir", NULL))
+      st = sutra_error_set (err, SUTRA_ERR_INVALID, "%s is not a training run folder: its config.json "
+                            "holds no training settings (a model folder?)", run_dir);
+    json_object_put (probe);
+  }
+  if (!st)
+    st = sutra_train_config_load (&c, cpath, err);
   free (cpath);
   if (st) {
     sutra_train_config_clear (&c);

@@ -129,6 +129,12 @@ sutra_export (const char *source, const char *model_dir, const char *out, const 
     o = &defaults;
   if (o->kind == SUTRA_EXPORT_GGUF)
     return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "GGUF export is done by sutra_gguf_export");
+  /* an export inside the model or source folder must stay there (no symlink out of it) */
+  SutraStatus cst = sutra_path_check_write (model_dir, out, err);
+  if (!cst)
+    cst = sutra_path_check_write (source, out, err);
+  if (cst)
+    return cst;
   SutraModel *m = NULL;
   SutraLoraConfig lcfg = { 0 };
   char *weights_dir = NULL;

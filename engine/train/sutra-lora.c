@@ -299,6 +299,17 @@ sutra_lora_load (SutraModel *m, const char *dir, SutraLoraConfig *cfg_out, Sutra
         st = sutra_safetensors_read_f32 (w, ka, l->lora->A, 2, sa, err);
         if (!st)
           st = sutra_safetensors_read_f32 (w, kb, l->lora->B, 2, sb, err);
+        for (int ab = 0; !st && ab < 2; ab++) {
+          const float *x = ab ? l->lora->B : l->lora->A;
+          size_t cnt = (size_t) r * (size_t) (ab ? l->out : l->in);
+          for (size_t k = 0; k < cnt; k++)
+            if (!isfinite (x[k])) {
+              st = sutra_error_set (err, SUTRA_ERR_NUMERIC, "%s: tensor %s holds NaN or infinite "
+                                    "values (first at element %zu): the adapter is damaged", wpath,
+                                    ab ? kb : ka, k);
+              break;
+            }
+        }
       }
       used += 2;
     }

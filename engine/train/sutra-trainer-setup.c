@@ -33,7 +33,10 @@ folder_has_weights (const char *dir)
 static SutraStatus
 open_run_folder (SutraTrainer *t, bool resuming, SutraError *err)
 {
-  SutraStatus st = sutra_mkdir_p (t->run_dir, err);
+  /* a run folder inside the model folder must stay there (no symlink out of it) */
+  SutraStatus st = sutra_path_check_write (t->cfg.model, t->run_dir, err);
+  if (!st)
+    st = sutra_mkdir_p (t->run_dir, err);
   if (st)
     return st;
   char *metrics = sutra_path_join (t->run_dir, "metrics.jsonl");
@@ -258,6 +261,14 @@ sutra_trainer_setup (SutraTrainer *t, SutraError *err)
   if ((st = load_model (t, err)))
     return st;
   t->model->grad_checkpointing = t->cfg.gradient_checkpointing;
+  /* rows never run past the model's context: positions beyond it were never trained (and
+   * learned position tables end there); longer rows are cut like any row over seq_len */
+  int ctx = t->model->cfg.max_position_embeddings;
+  if (ctx > 0 && t->cfg.seq_len > ctx) {
+    sutra_trainer_log (t, "seq_len %d is beyond the model's context of %d tokens: rows are cut at %d",
+                       t->cfg.seq_len, ctx, ctx);
+    t->cfg.seq_len = ctx;
+  }
   /* the tokenizer and chat template come from the base model's folder */
   if (sutra_is_file (t->model_dir) == false) {
     char *tj = sutra_path_join (t->model_dir, "tokenizer.json");
