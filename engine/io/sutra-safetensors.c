@@ -705,7 +705,7 @@ sutra_safetensors_open_dir (const char *dir, SutraSafetensors **out, SutraError 
       st = sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s: no *.safetensors weights, only %s (a "
                             "format Sutra does not read; convert it to safetensors)", dir, found);
     else
-      st = sutra_error_set (err, SUTRA_ERR_NOT_FOUND, "%s: no *.safetensors weights", dir);
+      st = sutra_error_set (err, SUTRA_ERR_NOT_FOUND, "no *.safetensors weights in %s", dir);
   } else if (n == 1) {
     p = sutra_path_join (dir, names[0]);
     st = sutra_safetensors_open (p, out, err);
