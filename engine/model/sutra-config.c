@@ -45,6 +45,18 @@ rd_double (Reader *r, const char *key, double def)
   return v;
 }
 
+/* A normalisation epsilon: stored as a float, added under a square root, so in (0, 1]
+ * (checkpoints use 1e-12 .. 1e-5); anything else would overflow the float or give NaN. */
+static float
+rd_eps (Reader *r, const char *key, double def)
+{
+  double v = rd_double (r, key, def);
+  if (!r->st && !(v > 0 && v <= 1 && (float) v > 0))
+    r->st = sutra_error_set (r->err, SUTRA_ERR_FORMAT, "%s: %s = %g is out of range (0, 1]", r->where,
+                             key, v);
+  return (float) v;
+}
+
 static bool
 rd_bool (Reader *r, const char *key, bool def)
 {
@@ -179,6 +191,8 @@ parse_rope (Reader *r, SutraModelConfig *c)
     r->st = sub.st;
   else if (c->rope.factor <= 0)
     r->st = sutra_error_set (r->err, SUTRA_ERR_FORMAT, "%s: factor must be positive", where);
+  else if (!(c->rope.theta > 0))
+    r->st = sutra_error_set (r->err, SUTRA_ERR_FORMAT, "%s: rope_theta must be positive", r->where);
 }
 
 static void
@@ -208,7 +222,7 @@ parse_llama (Reader *r, SutraModelConfig *c)
     return;
   }
   c->max_position_embeddings = rd_int (r, "max_position_embeddings", 2048, 1, 1 << 24);
-  c->rms_norm_eps = (float) rd_double (r, "rms_norm_eps", 1e-6);
+  c->rms_norm_eps = rd_eps (r, "rms_norm_eps", 1e-6);
   c->tie_word_embeddings = rd_bool (r, "tie_word_embeddings", false);
   const char *act = rd_str (r, "hidden_act", "silu");
   if (r->st)
@@ -256,7 +270,7 @@ parse_rwkv (Reader *r, SutraModelConfig *c)
   c->n_layers = rd_int (r, "num_hidden_layers", 32, 1, 4096);
   c->attention_hidden_size = rd_int (r, "attention_hidden_size", c->hidden_size, 1, 1 << 20);
   c->intermediate_size = rd_int (r, "intermediate_size", 4 * c->hidden_size, 1, 1 << 22);
-  c->layer_norm_epsilon = (float) rd_double (r, "layer_norm_epsilon", 1e-5);
+  c->layer_norm_epsilon = rd_eps (r, "layer_norm_epsilon", 1e-5);
   c->rescale_every = rd_int (r, "rescale_every", 6, 0, 1 << 20);
   c->tie_word_embeddings = rd_bool (r, "tie_word_embeddings", false);
   c->max_position_embeddings = rd_int (r, "context_length", 1024, 1, 1 << 24);
@@ -277,7 +291,7 @@ parse_mamba (Reader *r, SutraModelConfig *c)
   c->conv_kernel = rd_int (r, "conv_kernel", 4, 1, 64);
   c->intermediate_mamba = rd_int (r, "intermediate_size", c->expand * c->hidden_size, 1, 1 << 22);
   c->intermediate_size = c->intermediate_mamba;
-  c->layer_norm_epsilon = (float) rd_double (r, "layer_norm_epsilon", 1e-5);
+  c->layer_norm_epsilon = rd_eps (r, "layer_norm_epsilon", 1e-5);
   c->use_bias = rd_bool (r, "use_bias", false);
   c->use_conv_bias = rd_bool (r, "use_conv_bias", true);
   c->residual_in_fp32 = rd_bool (r, "residual_in_fp32", true);
