@@ -4,6 +4,8 @@
 #include "sutra-cli.h"
 #include "sutra-trainer.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,17 +15,33 @@
 #include <unistd.h>
 
 static SutraTrainer *current;
-static sigset_t stop_signals;
+static int stop_pipe[2] = { -1, -1 };
 
-/* Waits for SIGINT/SIGTERM on its own thread (signal handlers may not take locks). */
+/* SIGINT/SIGTERM: the handler only writes one byte into a pipe (async-signal-safe). A
+ * process-wide handler, not sigwait on blocked signals: threads created before main (OpenBLAS
+ * starts its own at load time) do not block the signals, and the default action would kill
+ * the process without a checkpoint when the kernel delivers the signal to one of them. */
+static void
+on_stop_signal (int sig)
+{
+  char c = (char) sig;
+  int saved = errno;
+  if (write (stop_pipe[1], &c, 1) < 0) {
+    /* nothing safe to do in a handler; the pipe only fills after 64 KiB of signals */
+  }
+  errno = saved;
+}
+
+/* Reads the pipe on its own thread and asks the trainer to stop (that takes locks, which a
+ * signal handler may not). Byte 0 is our own wake-up at exit. */
 static void *
 signal_thread (void *data)
 {
-  int sig;
   (void) data;
-  while (sigwait (&stop_signals, &sig) == 0) {
-    if (sig == SIGUSR1)
-      return NULL;                    /* our own wake-up at exit */
+  char c;
+  while (read (stop_pipe[0], &c, 1) == 1 || errno == EINTR) {
+    if (c == 0)
+      return NULL;
     if (current) {
       fprintf (stderr, "\nsutra: stopping after the current step (a checkpoint will be saved)...\n");
       sutra_trainer_request_stop (current);
@@ -62,19 +80,29 @@ on_event (const SutraTrainEvent *ev, void *data)
 static int
 run_trainer (SutraTrainer *t)
 {
-  sigemptyset (&stop_signals);
-  sigaddset (&stop_signals, SIGINT);
-  sigaddset (&stop_signals, SIGTERM);
-  sigaddset (&stop_signals, SIGUSR1);
-  pthread_sigmask (SIG_BLOCK, &stop_signals, NULL);
+  struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term;
+  sigemptyset (&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
   pthread_t th;
-  current = t;
-  pthread_create (&th, NULL, signal_thread, NULL);
+  bool watching = pipe2 (stop_pipe, O_CLOEXEC) == 0;
+  if (watching) {
+    current = t;
+    pthread_create (&th, NULL, signal_thread, NULL);
+    sigaction (SIGINT, &sa, &old_int);
+    sigaction (SIGTERM, &sa, &old_term);
+  }
   SutraError err;
   SutraStatus st = sutra_trainer_run (t, &err);
-  current = NULL;
-  pthread_kill (th, SIGUSR1);
-  pthread_join (th, NULL);
+  if (watching) {
+    sigaction (SIGINT, &old_int, NULL);
+    sigaction (SIGTERM, &old_term, NULL);
+    char zero = 0;
+    if (write (stop_pipe[1], &zero, 1) == 1)
+      pthread_join (th, NULL);
+    current = NULL;
+    close (stop_pipe[0]);
+    close (stop_pipe[1]);
+  }
   int rc = 0;
   if (st)
     rc = sutra_cli_fail (&err);

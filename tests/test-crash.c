@@ -515,6 +515,44 @@ test_kill_resume (Crash *c, gconstpointer u)
   g_free (cfg);
 }
 
+/* ---- SIGINT / SIGTERM: a clean stop with a checkpoint ---- */
+
+static void
+test_stop_signals (Crash *c, gconstpointer u)
+{
+  const int sigs[2] = { SIGTERM, SIGINT };
+  char *cfg = settings_file (c->tmp, "sig.json", c->model, c->data, c->run, 2);
+  for (int k = 0; k < 2; k++) {
+    int before = last_metrics_step (c->run);
+    GPid pid = start_training (c, cfg);
+    gint64 t0 = g_get_monotonic_time ();
+    while (last_metrics_step (c->run) < before + 2) {
+      int status;
+      g_assert_false (reaped (pid, &status));
+      tick (t0, "two steps");
+    }
+    kill (pid, sigs[k]);
+    int status;
+    g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+    /* a stop on request is exit 1 ("stopped at step N; resume with ...") after a checkpoint */
+    if (!WIFEXITED (status))
+      g_error ("%s killed the trainer (signal %d) instead of stopping it",
+               k ? "SIGINT" : "SIGTERM", WIFSIGNALED (status) ? WTERMSIG (status) : 0);
+    g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+    int ck = latest_checkpoint (c->run), step = last_metrics_step (c->run);
+    g_test_message ("%s at step %d: checkpoint step-%06d", k ? "SIGINT" : "SIGTERM", step, ck);
+    g_assert_cmpint (ck, ==, step);                     /* saved exactly where it stopped */
+    check_run_folder (c);
+  }
+  const char *argv[] = { "resume", c->run, "--quiet", NULL };
+  char *errs = NULL;
+  if (test_run_cli (NULL, &errs, argv) != 0)
+    g_error ("resume failed: %s", errs);
+  g_free (errs);
+  assert_same_as_reference (c, c->run);
+  g_free (cfg);
+}
+
 /* ---- full disk ---- */
 
 static bool
@@ -692,6 +730,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/slow/crash/kill-resume", Crash, NULL, crash_setup, test_kill_resume, crash_teardown);
+  g_test_add ("/slow/crash/stop-signals", Crash, NULL, crash_setup, test_stop_signals, crash_teardown);
   g_test_add ("/slow/crash/full-disk", Crash, NULL, crash_setup, test_full_disk, crash_teardown);
   return g_test_run ();
 }
