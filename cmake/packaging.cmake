@@ -10,7 +10,7 @@
 #   <datadir>/icons/hicolor/{scalable,symbolic}/apps/<app-id>[-symbolic].svg
 #   <datadir>/glib-2.0/schemas/<app-id>.gschema.xml   (cmake/studio.cmake)
 #   <mandir>/man1/sutra.1.gz, sutra-studio.1.gz
-#   <docdir>/copyright, LICENSE
+#   <docdir>/copyright, LICENSE, changelog.Debian.gz
 #
 # Tests (label "packaging"): test-packaging (tests/test-packaging.sh: validators, man pages,
 # CLI/man-page sync) and test-install (tests/test-install.sh: DESTDIR install + file list).
@@ -85,10 +85,19 @@ if(SUTRA_HAVE_STUDIO)
 endif()
 
 # ---------------------------------------------------------------------------------------------
-# Licence files.
+# Licence files, and the Debian changelog (Debian policy wants it in every package's doc dir).
 # ---------------------------------------------------------------------------------------------
 install(FILES ${SUTRA_PKG_DIR}/copyright ${SUTRA_PKG_DIR}/LICENSE
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
+if(SUTRA_GZIP)
+  set(out ${PROJECT_BINARY_DIR}/deb/changelog.Debian.gz)
+  add_custom_command(OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/deb
+    COMMAND ${SUTRA_GZIP} -9 -n -c ${SUTRA_PKG_DIR}/deb/changelog > ${out}
+    DEPENDS ${SUTRA_PKG_DIR}/deb/changelog VERBATIM)
+  add_custom_target(sutra-deb-changelog ALL DEPENDS ${out})
+  install(FILES ${out} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+endif()
 
 # ---------------------------------------------------------------------------------------------
 # Post-install for a direct `cmake --install` (no DESTDIR, i.e. not a package being staged):
@@ -152,22 +161,25 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "hicolor-icon-theme")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "xdg-desktop-portal-gtk")
+if(SUTRA_HAVE_STUDIO)
+  set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "hicolor-icon-theme")
+  set(CPACK_DEBIAN_PACKAGE_SUGGESTS "xdg-desktop-portal-gtk")
+endif()
+# The extended description; CPack puts CPACK_PACKAGE_DESCRIPTION_SUMMARY before it as the
+# synopsis, indents each line and turns empty lines into " .".
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-"${CPACK_PACKAGE_DESCRIPTION_SUMMARY}
- Sutra Studio is a GTK 4 desktop studio and a command line (sutra) for
- fine-tuning small language models on an ordinary computer, without a graphics
- card and without a network connection.
- .
- It reads Hugging Face model folders, trains LoRA, QLoRA or full fine-tunes on
- JSONL, JSON, CSV or text datasets with a live loss chart, chats with the
- result through the model's chat template, quantizes models, and exports PEFT
- adapters, merged models and GGUF files. It downloads models from the Hugging
- Face Hub into the cache that transformers uses.
- .
- A small built-in model trained by the project and sample datasets are
- included, so a first training run starts within a minute.")
+"Sutra Studio is a GTK 4 desktop studio and a command line (sutra) for
+fine-tuning small language models on an ordinary computer, without a graphics
+card and without a network connection.
+
+It reads Hugging Face model folders, trains LoRA, QLoRA or full fine-tunes on
+JSONL, JSON, CSV or text datasets with a live loss chart, chats with the
+result through the model's chat template, quantizes models, and exports PEFT
+adapters, merged models and GGUF files. It downloads models from the Hugging
+Face Hub into the cache that transformers uses.
+
+A small built-in model trained by the project and sample datasets are
+included, so a first training run starts within a minute.")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_BINARY_DIR}/deb/postinst
                                        ${PROJECT_BINARY_DIR}/deb/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
