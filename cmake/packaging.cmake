@@ -3,7 +3,7 @@
 # describes the layout and how to build, check and install the .deb.
 #
 #   <prefix>/bin/sutra, sutra-studio           (top level; cmake/studio.cmake)
-#   <datadir>/sutra-studio/{models,datasets}/  data/, where SUTRA_DATADIR points
+#   <datadir>/sutra-studio/{models,datasets,examples}/  data/, where SUTRA_DATADIR points
 #   <datadir>/sutra-studio/README.md           data/README.md (what the data is, licences)
 #   <datadir>/applications/<app-id>.desktop    \
 #   <datadir>/metainfo/<app-id>.metainfo.xml    | only when the studio is built
@@ -31,12 +31,13 @@ if(TARGET sutra-studio)
 endif()
 
 # ---------------------------------------------------------------------------------------------
-# Data: the built-in model(s) and the sample datasets. OPTIONAL so that a tree without them
+# Data: the built-in model(s), the sample datasets and example training configs (their
+# relative model/data paths resolve against the config file, so they work installed). OPTIONAL so that a tree without them
 # still installs; configure warns, and test-install fails, when data/ has them but the
 # install does not.
 # ---------------------------------------------------------------------------------------------
-foreach(sub models datasets)
-  if(NOT IS_DIRECTORY ${PROJECT_SOURCE_DIR}/data/${sub})
+foreach(sub models datasets examples)
+  if(NOT IS_DIRECTORY ${PROJECT_SOURCE_DIR}/data/${sub} AND NOT sub STREQUAL "examples")
     message(WARNING "packaging: data/${sub}/ is missing: the install will have no ${sub}, and "
                     "the studio will not open ready to train")
   endif()

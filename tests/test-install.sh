@@ -3,7 +3,7 @@
 #   tests/test-install.sh SRC_DIR BUILD_DIR PREFIX APP_ID HAVE_STUDIO(ON|OFF)
 # Runs `cmake --install BUILD_DIR` into a temporary DESTDIR and compares the installed file
 # list with the expected one: the binaries, the man pages, the licence files, every file of
-# data/models and data/datasets (byte for byte) and, with the studio, the desktop file,
+# data/models, data/datasets and data/examples (byte for byte) and, with the studio, the desktop file,
 # metainfo, icons and GSettings schema. A missing file fails; so does an unexpected one
 # (e.g. a static library or header that should not ship). Then the installed tree is
 # validated (desktop-file-validate, appstreamcli validate-tree) and the installed `sutra`
@@ -41,7 +41,7 @@ if [[ $studio == ON ]]; then
              "share/glib-2.0/schemas/$app.gschema.xml")
 fi
 data_files=()
-for sub in models datasets; do
+for sub in models datasets examples; do
   [[ -d $src/data/$sub ]] || continue
   while IFS= read -r f; do
     data_files+=("$sub/$f")
