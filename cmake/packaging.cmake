@@ -153,7 +153,6 @@ set(CPACK_PACKAGE_HOMEPAGE_URL "https://github.com/sutra/sutra-studio")
 # Placeholder maintainer until the project has a public address (docs/packaging.md).
 set(CPACK_PACKAGE_CONTACT "Sutra Studio maintainers <maintainers@sutra-studio.invalid>")
 set(CPACK_RESOURCE_FILE_LICENSE ${SUTRA_PKG_DIR}/LICENSE)
-set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_STRIP_FILES ON)
 set(CPACK_GENERATOR DEB)
 
@@ -184,6 +183,15 @@ included, so a first training run starts within a minute.")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_BINARY_DIR}/deb/postinst
                                        ${PROJECT_BINARY_DIR}/deb/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+
+# The .deb installs to the configure-time prefix (where the binaries look for their data); set
+# per generator at cpack time so that the source tarball keeps its plain layout.
+file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/CPackProjectConfig.cmake CONTENT
+"if(CPACK_GENERATOR STREQUAL \"DEB\")
+  set(CPACK_PACKAGING_INSTALL_PREFIX \"${CMAKE_INSTALL_PREFIX}\")
+endif()
+" @ONLY)
+set(CPACK_PROJECT_CONFIG_FILE ${PROJECT_BINARY_DIR}/CPackProjectConfig.cmake)
 
 set(CPACK_SOURCE_GENERATOR TGZ)
 set(CPACK_SOURCE_PACKAGE_FILE_NAME sutra-studio-${PROJECT_VERSION})
