@@ -7,14 +7,15 @@
 # Checks: dpkg --dry-run, install, the files dpkg lists, `sutra --version`, `sutra info` on each
 # installed model, a two-step LoRA run from the installed example config, the man pages, the
 # compiled GSettings schema, the installed desktop file and metainfo, and that sutra-studio
-# starts under Xvfb and maps its window (screenshot); after removal, that nothing is left.
+# starts under Xvfb and maps its window (screenshot); after removal and purge, that nothing
+# is left.
 set -uo pipefail
 
 deb=$(realpath "${1:?usage: packaging/test-deb.sh PATH.deb [SCREENSHOT.png]}")
 shot=$(realpath -m "${2:-sutra-studio-deb.png}")
 [[ $(id -u) -eq 0 ]] || { echo "test-deb: needs root (it installs the package)" >&2; exit 2; }
-if dpkg-query -W -f='${Status}' sutra-studio 2>/dev/null | grep -q 'install ok installed'; then
-  echo "test-deb: sutra-studio is already installed; remove it first" >&2
+if dpkg-query -W sutra-studio >/dev/null 2>&1; then
+  echo "test-deb: dpkg already knows sutra-studio; purge it first (dpkg --purge sutra-studio)" >&2
   exit 2
 fi
 export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
@@ -40,6 +41,12 @@ remove_package() {
   installed=0
   dpkg-query -W -f='${Status}' sutra-studio 2>/dev/null | grep -q 'install ok installed' &&
     bad "sutra-studio still installed" || ok "sutra-studio no longer installed"
+  # Purge too (runs postrm purge; dpkg keeps a removed package with maintainer scripts as
+  # "config-files" until then).
+  dpkg --purge sutra-studio >"$tmp/purge.log" 2>&1 && ok "dpkg --purge sutra-studio" ||
+    { cat "$tmp/purge.log"; bad "dpkg --purge sutra-studio"; }
+  dpkg-query -W sutra-studio >/dev/null 2>&1 && bad "dpkg still knows sutra-studio" ||
+    ok "dpkg no longer knows sutra-studio"
   left=""
   while IFS= read -r f; do
     [[ -f $f || -L $f ]] && left+=" $f"
