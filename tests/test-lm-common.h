@@ -119,6 +119,29 @@ lm_step_logits (SutraModel *m, const int *ids, int T, const int *chunks)
   return lg;
 }
 
+/* A sequence longer than the step's internal chunk, fed at once and in odd pieces, equals the
+ * full-sequence forward. */
+static G_GNUC_UNUSED void
+lm_check_long_step (SutraModel *m, int T)
+{
+  int V = m->cfg.vocab_size;
+  int *ids = g_new (int, T);
+  for (int t = 0; t < T; t++)
+    ids[t] = (t * 31 + 7) % V;
+  float *full = lm_forward_copy (m, ids, 1, T, false);
+  static const int all[] = { 0 }, odd[] = { 70, 1, 65, 0 };
+  for (int v = 0; v < 2; v++) {
+    float *lg = lm_step_logits (m, ids, T, v ? odd : all);
+    double r = test_rel_max_err (lg, full, (size_t) T * V);
+    g_test_message ("%d tokens through the state (%s): rel %.3g vs forward", T,
+                    v ? "70+1+65+..." : "one call", r);
+    g_assert_cmpfloat (r, <=, LM_STEP_REL_TOL);
+    g_free (lg);
+  }
+  g_free (full);
+  g_free (ids);
+}
+
 /* transformers' refs: logits of input_ids (inference forward, training forward and the
  * recurrent step, one token at a time and chunked) and greedy_20 after greedy_prompt. */
 static G_GNUC_UNUSED void

@@ -311,6 +311,8 @@ test_reference_variants (void)
       g_assert_cmpfloat (gap, >, 100 * REF_REL_TOL);     /* the test can tell them apart */
     if (v == 1)
       lm_check_roundtrip (m, ids, T);
+    if (v == 1)
+      lm_check_long_step (m, 200);
     g_free (eval_d); g_free (train_d); g_free (eval); g_free (train);
     sutra_model_free (m);
   }
