@@ -3,6 +3,7 @@
  * (tied / untied head, in/out biases, conv bias, state sizes, conv widths, time_step_rank
  * "auto"), plus finite-difference gradients for full fine-tuning (A_log, D, conv, dt_proj ...). */
 #include "test-lm-common.h"
+#include "sutra-recurrent-private.h"
 
 #define REF_REL_TOL 1e-5           /* ours vs the double reference (random models) */
 #define FD_REL_TOL 2e-3            /* analytic vs central differences, per tensor */
@@ -393,6 +394,104 @@ test_config_and_errors (void)
   sutra_model_free (m);
 }
 
+/* the vectorised scan kernels against their scalar twins (S = 16 and S = 5, 45 channels:
+ * vector groups and a scalar tail, unaligned ranges, segments, a carried state) */
+static void
+test_scan_kernels (void)
+{
+  enum { B = 2, T = 29, I = 45, R = 3 };
+  for (int S = 5; S <= 16; S += 11) {
+    int ldb = R + 2 * S;
+    size_t NI = (size_t) B * T * I;
+    float *u = g_new (float, NI), *dl = g_new (float, NI), *dbc = g_new (float, (size_t) B * T * ldb);
+    float *At = g_new (float, (size_t) S * I), *D = g_new (float, I);
+    test_fill_uniform (u, NI, -2, 2, 1);
+    test_fill_uniform (dl, NI, 0.001f, 0.7f, 2);
+    test_fill_uniform (dbc, (size_t) B * T * ldb, -1, 1, 3);
+    test_fill_uniform (At, (size_t) S * I, -12, -0.2f, 4);
+    test_fill_uniform (D, I, -1, 1, 5);
+    int seg[B * T], doc[B * T];
+    for (int i = 0; i < B * T; i++) doc[i] = i / T * 10 + (i % T >= 11);
+    sutra_rnn_segments (seg, doc, B, T);
+    size_t np = (size_t) B * T * 2 * S * SUTRA_SCAN_LANES;
+    float *y[2], *gy[2], *du[2], *dd[2], *dA[2], *dD[2], *part[2], *dbcsum[2];
+    for (int f = 0; f < 2; f++) {
+      y[f] = g_new0 (float, NI); gy[f] = g_new0 (float, NI); du[f] = g_new0 (float, NI);
+      dd[f] = g_new0 (float, NI); dA[f] = g_new0 (float, (size_t) I * S); dD[f] = g_new0 (float, I);
+      part[f] = g_new0 (float, np); dbcsum[f] = g_new0 (float, (size_t) B * T * 2 * S);
+      SutraScanArgs a = { .u = u, .delta = dl, .dbc = dbc, .ldb = ldb, .R = R, .At = At, .D = D,
+                          .y = y[f], .seg = seg, .B = B, .T = T, .I = I, .S = S };
+      int cuts[] = { 0, 3, 19, 45 };
+      for (int r = 0; r < 3; r++)
+        (f ? sutra_ssm_scan_forward : sutra_ssm_scan_forward_naive) (&a, cuts[r], cuts[r + 1]);
+      test_fill_uniform (gy[f], NI, -1, 1, 6);
+      a.gy = gy[f];
+      a.du = du[f];
+      a.ddelta = dd[f];
+      a.dA = dA[f];
+      a.dD = dD[f];
+      for (int r = 0; r < 3; r++)
+        (f ? sutra_ssm_scan_backward : sutra_ssm_scan_backward_naive) (&a, cuts[r], cuts[r + 1], part[f]);
+      for (size_t i = 0; i < (size_t) B * T * 2 * S; i++)
+        for (int l = 0; l < SUTRA_SCAN_LANES; l++)
+          dbcsum[f][i] += part[f][i * SUTRA_SCAN_LANES + l];
+    }
+    double e[6] = { test_rel_max_err (y[1], y[0], NI), test_rel_max_err (du[1], du[0], NI),
+                    test_rel_max_err (dd[1], dd[0], NI), test_rel_max_err (dA[1], dA[0], (size_t) I * S),
+                    test_rel_max_err (dD[1], dD[0], I),
+                    test_rel_max_err (dbcsum[1], dbcsum[0], (size_t) B * T * 2 * S) };
+    g_test_message ("scan S=%d fast vs naive: y %.3g du %.3g ddelta %.3g dA %.3g dD %.3g dB|dC %.3g",
+                    S, e[0], e[1], e[2], e[3], e[4], e[5]);
+    for (int q = 0; q < 6; q++)
+      g_assert_cmpfloat (e[q], <=, 1e-5);
+    /* carried state: two pieces equal the whole */
+    float *s0 = g_new0 (float, (size_t) I * S), *s1 = g_new0 (float, (size_t) I * S);
+    float *ya = g_new (float, (size_t) T * I), *yb = g_new (float, (size_t) T * I);
+    int seg0[T] = { 0 };
+    SutraScanArgs w = { .u = u, .delta = dl, .dbc = dbc, .ldb = ldb, .R = R, .At = At, .D = D,
+                        .y = ya, .state = s0, .seg = seg0, .B = 1, .T = T, .I = I, .S = S };
+    sutra_ssm_scan_forward (&w, 0, I);
+    SutraScanArgs p1 = w, p2 = w;
+    p1.y = yb; p1.state = s1; p1.T = 12;
+    sutra_ssm_scan_forward (&p1, 0, I);
+    p2.u = u + 12 * I; p2.delta = dl + 12 * I; p2.dbc = dbc + 12 * ldb; p2.y = yb + 12 * I;
+    p2.state = s1; p2.T = T - 12;
+    sutra_ssm_scan_forward_naive (&p2, 0, I);
+    g_assert_cmpfloat (test_rel_max_err (yb, ya, (size_t) T * I), <=, 1e-5);
+    g_assert_cmpfloat (test_rel_max_err (s1, s0, (size_t) I * S), <=, 1e-5);
+    g_free (s0); g_free (s1); g_free (ya); g_free (yb);
+    for (int f = 0; f < 2; f++) {
+      g_free (y[f]); g_free (gy[f]); g_free (du[f]); g_free (dd[f]); g_free (dA[f]); g_free (dD[f]);
+      g_free (part[f]); g_free (dbcsum[f]);
+    }
+    g_free (u); g_free (dl); g_free (dbc); g_free (At); g_free (D);
+  }
+  /* elementwise helpers against libm */
+  enum { NE = 203 };
+  float x[NE], o[NE], d[NE], ref;
+  test_fill_uniform (x, NE, -30, 30, 9);
+  sutra_rnn_softplus (o, x, NE);
+  double worst = 0;
+  for (int i = 0; i < NE; i++) {
+    ref = x[i] > 20.f ? x[i] : log1pf (expf (x[i]));
+    worst = fmax (worst, fabs (o[i] - ref) / fmax (fabs (ref), 1e-30));
+  }
+  sutra_rnn_silu (o, x, NE);
+  for (int i = 0; i < NE; i++) {
+    ref = x[i] / (1.f + expf (-x[i]));
+    worst = fmax (worst, fabs (o[i] - ref) / fmax (fabs (ref), 1e-30));
+    d[i] = 1.f;
+  }
+  sutra_rnn_silu_backward (d, x, NE);
+  for (int i = 0; i < NE; i++) {
+    float s = 1.f / (1.f + expf (-x[i]));
+    ref = s * (1.f + x[i] * (1.f - s));
+    worst = fmax (worst, fabs (d[i] - ref) / fmax (fabs (ref), 1e-30));
+  }
+  g_test_message ("softplus / silu / silu' vs libm: worst rel %.3g", worst);
+  g_assert_cmpfloat (worst, <=, 1e-5);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -406,5 +505,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/mamba/lora-and-checkpointing", test_lora_and_checkpointing);
   g_test_add_func ("/engine/mamba/packing", test_packing);
   g_test_add_func ("/engine/mamba/config-and-errors", test_config_and_errors);
+  g_test_add_func ("/engine/mamba/scan-kernels", test_scan_kernels);
   return g_test_run ();
 }

@@ -4,6 +4,7 @@
  * including the literal eval-mode rescaling: weights divided, hidden state halved), which also
  * gives finite-difference gradients for full fine-tuning. */
 #include "test-lm-common.h"
+#include "sutra-recurrent-private.h"
 
 #define RWKVCPP_MAX_ABS_TOL 1e-4   /* rwkv4-tiny README: max |ours - rwkv.cpp| */
 #define RESCALE_MATCH_ABS_TOL 2e-5 /* below the 7e-5 that separates rescaled / plain logits */
@@ -492,6 +493,64 @@ test_config_and_errors (void)
   sutra_model_free (m);
 }
 
+/* the vectorised WKV kernels against their scalar twins: odd channel counts (vector + scalar
+ * tail), ranges not aligned to 8, segments, a carried state, keys beyond e^88 */
+static void
+test_wkv_kernels (void)
+{
+  enum { B = 2, T = 37, A = 45 };
+  size_t NA = (size_t) B * T * A;
+  float *k = g_new (float, NA), *v = g_new (float, NA), *w = g_new (float, A), *u = g_new (float, A);
+  test_fill_uniform (k, NA, -3, 3, 1);
+  for (size_t i = 0; i < NA; i += 7) k[i] *= 60.f;
+  test_fill_uniform (v, NA, -2, 2, 2);
+  test_fill_uniform (w, A, -3, -0.01f, 3);
+  test_fill_uniform (u, A, -1, 1, 4);
+  int seg[B * T];
+  int doc[B * T];
+  for (int i = 0; i < B * T; i++) doc[i] = i / T * 10 + (i % T >= 20);
+  sutra_rnn_segments (seg, doc, B, T);
+  float *out[2][8];
+  for (int f = 0; f < 2; f++) {
+    for (int q = 0; q < 8; q++) out[f][q] = g_new0 (float, NA);
+    SutraWkvArgs a = { .k = k, .v = v, .w = w, .u = u, .y = out[f][0], .sa = out[f][1],
+                       .sb = out[f][2], .sp = out[f][3], .seg = seg, .B = B, .T = T, .A = A };
+    int cuts[] = { 0, 13, 21, 45 };
+    for (int r = 0; r < 3; r++)
+      (f ? sutra_wkv_forward : sutra_wkv_forward_naive) (&a, cuts[r], cuts[r + 1]);
+    test_fill_uniform (out[f][4], NA, -1, 1, 5);           /* gy */
+    a.gy = out[f][4];
+    a.dk = out[f][5];
+    a.dv = out[f][6];
+    a.du = out[f][7];
+    a.dw = out[f][7] + A;
+    for (int r = 0; r < 3; r++)
+      (f ? sutra_wkv_backward : sutra_wkv_backward_naive) (&a, cuts[r], cuts[r + 1]);
+  }
+  const char *names[] = { "y", "aa", "bb", "pp", "gy", "dk", "dv", "du|dw" };
+  for (int q = 0; q < 8; q++) {
+    double r = test_rel_max_err (out[1][q], out[0][q], q == 7 ? 2 * A : NA);
+    g_test_message ("wkv %s: fast vs naive rel %.3g", names[q], r);
+    g_assert_cmpfloat (r, <=, 1e-5);
+  }
+  /* a carried state (B = 1) continues exactly: two halves equal the whole */
+  float st[2][3 * A], y1[T * A], y2[T * A];
+  for (int f = 0; f < 2; f++) {
+    for (int i = 0; i < A; i++) { st[f][i] = st[f][A + i] = 0; st[f][2 * A + i] = -1e38f; }
+  }
+  int seg0[T] = { 0 };
+  SutraWkvArgs whole = { .k = k, .v = v, .w = w, .u = u, .y = y1, .state = st[0], .seg = seg0, .B = 1, .T = T, .A = A };
+  sutra_wkv_forward (&whole, 0, A);
+  SutraWkvArgs h1 = { .k = k, .v = v, .w = w, .u = u, .y = y2, .state = st[1], .seg = seg0, .B = 1, .T = 10, .A = A };
+  sutra_wkv_forward (&h1, 0, A);
+  SutraWkvArgs h2 = { .k = k + 10 * A, .v = v + 10 * A, .w = w, .u = u, .y = y2 + 10 * A, .state = st[1], .seg = seg0, .B = 1, .T = T - 10, .A = A };
+  sutra_wkv_forward_naive (&h2, 0, A);
+  g_assert_cmpfloat (test_rel_max_err (y2, y1, (size_t) T * A), <=, 1e-5);
+  g_assert_cmpfloat (test_rel_max_err (st[1], st[0], 2 * A), <=, 1e-5);
+  for (int f = 0; f < 2; f++) for (int q = 0; q < 8; q++) g_free (out[f][q]);
+  g_free (k); g_free (v); g_free (w); g_free (u);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -507,5 +566,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/rwkv/lora-and-checkpointing", test_lora_and_checkpointing);
   g_test_add_func ("/engine/rwkv/packing", test_packing);
   g_test_add_func ("/engine/rwkv/config-and-errors", test_config_and_errors);
+  g_test_add_func ("/engine/rwkv/wkv-kernels", test_wkv_kernels);
   return g_test_run ();
 }

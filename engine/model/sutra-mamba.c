@@ -15,11 +15,9 @@
  * residual_in_fp32 changes nothing here: every activation is f32 already.
  *
  * Training keeps per-layer activations; the scan runs per channel (channels split across the
- * pool) and its backward recomputes the states of a block of channels over the whole row
- * (memory T x 16 channels x S per thread, never [N, I, S]), then walks back in time:
- *   mu_t = dL/ds_t = g_t C_t + a_{t+1} mu_{t+1}          (a_t = exp(dt_t A), g = dL/dy)
- *   dC_t += g_t s_t ; dB_t += mu_t dt_t u_t ; du_t += g_t D + dt_t <mu_t, B_t>
- *   d dt_t = <mu_t s_{t-1}, a_t A> + u_t <mu_t, B_t> ; dA += mu_t s_{t-1} a_t dt_t ; dD += g_t u_t
+ * pool; kernels and the backward's derivation in sutra-recurrent.c). Its backward recomputes
+ * the states of 8 channels at a time over the row (memory T x S x 8 per thread, never the
+ * [N, I, S] states) and walks back in time.
  * Generation state per layer: the last K-1 conv inputs [K-1, I] and the scan state [I, S]. */
 #include "sutra-model.h"
 #include "sutra-pool.h"
@@ -32,7 +30,6 @@
 
 #define N_PROJ 4
 #define STEP_CHUNK 64
-#define SCAN_BLOCK 16             /* channels whose states backward recomputes together */
 
 enum { P_IN, P_X, P_DT, P_OUT };
 static const char *proj_names[N_PROJ] = { "in_proj", "x_proj", "dt_proj", "out_proj" };
@@ -62,7 +59,7 @@ typedef struct {
   SutraParam *embed, *norm_f;
   SutraLinear *lm_head;
   Layer *layers;
-  float *A;                       /* [L][I, S] = -exp(A_log), refreshed every forward */
+  float *A;                       /* [L][S, I] = -exp(A_log) transposed, refreshed every forward */
   SutraArena arena;
   int capB, capT;
   bool cap_bwd, cap_ckpt;
@@ -414,160 +411,53 @@ conv_backward_range (void *ctx, int64_t c0, int64_t c1, int ti)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* selective scan                                                                             */
+/* selective scan (kernels in sutra-recurrent.c), channels split across the pool              */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct {
-  const float *u, *delta;         /* [N, I] */
-  const float *dbc;               /* [N, ldb]: B at R, C at R + S */
-  const float *A, *D;             /* [I, S], [I] */
-  float *y;                       /* [N, I] */
-  float *state;                   /* [I, S] carried (B = 1) or NULL */
-  /* backward */
-  const float *gy;                /* [N, I] dL/dy */
-  float *du, *ddelta;             /* [N, I] (+= / overwritten) */
-  float *dA, *dD;                 /* [I, S] dL/dA (+=), [I] (+=), may be NULL */
-  float *partials;                /* [threads][N, 2S]: dB | dC per thread */
-  const int *seg;
-  int B, T, I, S, R, ldb;
+  SutraScanArgs a;
+  float *partials;                /* [threads][N, 2S, lanes] */
+  size_t per_thread;
 } ScanJob;
-
-/* one position of one channel: s = exp(d A) s + d u B ; returns <s, C> */
-static inline float
-scan_step (float *restrict s, const float *restrict A, const float *restrict Bt,
-           const float *restrict Ct, float d, float du, int S)
-{
-  float acc = 0.f;
-  for (int k = 0; k < S; k++) {
-    s[k] = sutra_rnn_exp (d * A[k]) * s[k] + du * Bt[k];
-    acc += s[k] * Ct[k];
-  }
-  return acc;
-}
 
 static void
 scan_forward_range (void *ctx, int64_t c0, int64_t c1, int ti)
 {
-  const ScanJob *j = ctx;
-  int nc = (int) (c1 - c0), S = j->S, I = j->I;
-  float *s = sutra_thread_scratch (6, (size_t) nc * S);
   (void) ti;
-  for (int b = 0; b < j->B; b++) {
-    for (int t = 0; t < j->T; t++) {
-      size_t n = (size_t) b * j->T + t;
-      if (t == j->seg[n]) {
-        if (j->state && t == 0)
-          memcpy (s, j->state + (size_t) c0 * S, sizeof (float) * (size_t) nc * S);
-        else
-          memset (s, 0, sizeof (float) * (size_t) nc * S);
-      }
-      const float *Bt = j->dbc + n * j->ldb + j->R, *Ct = Bt + S;
-      const float *u = j->u + n * I, *dl = j->delta + n * I;
-      float *y = j->y + n * I;
-      for (int i = 0; i < nc; i++) {
-        int c = (int) c0 + i;
-        float d = dl[c], acc;
-        if (S == 16)   /* constant trip count: the inner loop vectorises */
-          acc = scan_step (s + (size_t) i * 16, j->A + (size_t) c * 16, Bt, Ct, d, d * u[c], 16);
-        else
-          acc = scan_step (s + (size_t) i * S, j->A + (size_t) c * S, Bt, Ct, d, d * u[c], S);
-        y[c] = acc + j->D[c] * u[c];
-      }
-    }
-    if (j->state)
-      memcpy (j->state + (size_t) c0 * S, s, sizeof (float) * (size_t) nc * S);
-  }
+  sutra_ssm_scan_forward (&((ScanJob *) ctx)->a, (int) c0, (int) c1);
 }
 
-/* Backward for channels [c0, c1) in blocks of SCAN_BLOCK: recompute a_t = exp(dt_t A) and the
- * states s_t of the block over the row, then the reverse-time adjoint pass (see the top). */
 static void
 scan_backward_range (void *ctx, int64_t c0, int64_t c1, int ti)
 {
-  const ScanJob *j = ctx;
-  int S = j->S, I = j->I, T = j->T, N = j->B * T;
-  size_t blk = (size_t) SCAN_BLOCK * S;
-  float *buf = sutra_thread_scratch (6, 2 * (size_t) T * blk + 3 * blk);
-  float *st = buf, *at = buf + (size_t) T * blk;          /* [T][blk] states, decays */
-  float *mu = at + (size_t) T * blk, *lam = mu + blk, *acc = lam + blk;
-  float *pdb = j->partials + (size_t) ti * N * 2 * S;     /* this thread's dB | dC rows */
-  for (int64_t cb = c0; cb < c1; cb += SCAN_BLOCK) {
-    int nc = (int) (c1 - cb < SCAN_BLOCK ? c1 - cb : SCAN_BLOCK);
-    for (int b = 0; b < j->B; b++) {
-      /* recompute: st[t] = s_t, at[t] = a_t for the block's channels */
-      for (int t = 0; t < T; t++) {
-        size_t n = (size_t) b * T + t;
-        const float *Bt = j->dbc + n * j->ldb + j->R;
-        float *s = st + (size_t) t * blk, *a = at + (size_t) t * blk;
-        const float *prev = t == j->seg[n] ? NULL : st + (size_t) (t - 1) * blk;
-        for (int i = 0; i < nc; i++) {
-          size_t c = (size_t) cb + i;
-          float d = j->delta[n * I + c], du = d * j->u[n * I + c];
-          const float *A = j->A + c * S;
-          for (int k = 0; k < S; k++) {
-            float ak = sutra_rnn_exp (d * A[k]);
-            a[i * S + k] = ak;
-            s[i * S + k] = (prev ? ak * prev[i * S + k] : 0.f) + du * Bt[k];
-          }
-        }
-      }
-      memset (lam, 0, sizeof (float) * blk);
-      for (int t = T - 1; t >= 0; t--) {
-        size_t n = (size_t) b * T + t;
-        const float *Bt = j->dbc + n * j->ldb + j->R, *Ct = Bt + S;
-        float *dBt = pdb + n * 2 * S, *dCt = dBt + S;
-        const float *s = st + (size_t) t * blk, *a = at + (size_t) t * blk;
-        bool start = t == j->seg[n];
-        const float *prev = start ? NULL : st + (size_t) (t - 1) * blk;
-        for (int i = 0; i < nc; i++) {
-          size_t c = (size_t) cb + i, o = n * I + c;
-          float g = j->gy[o], d = j->delta[o], uu = j->u[o];
-          const float *A = j->A + c * S;
-          float *m = mu + i * S, *l = lam + i * S;
-          float dd = 0.f, mb = 0.f;
-          for (int k = 0; k < S; k++) {
-            m[k] = l[k] + g * Ct[k];                  /* dL/ds_t */
-            dCt[k] += g * s[i * S + k];
-            dBt[k] += m[k] * d * uu;
-            mb += m[k] * Bt[k];
-            float sp = prev ? prev[i * S + k] : 0.f;
-            float da = m[k] * sp * a[i * S + k];      /* d(a_t) a_t */
-            dd += da * A[k];
-            acc[i * S + k] = da * d;                  /* d A contribution */
-            l[k] = start ? 0.f : a[i * S + k] * m[k];
-          }
-          j->du[o] += g * j->D[c] + d * mb;
-          j->ddelta[o] = dd + uu * mb;
-          if (j->dD)
-            j->dD[c] += g * uu;
-          if (j->dA)
-            for (int k = 0; k < S; k++)
-              j->dA[c * S + k] += acc[i * S + k];
-        }
-      }
-    }
-  }
+  ScanJob *j = ctx;
+  sutra_ssm_scan_backward (&j->a, (int) c0, (int) c1, j->partials + (size_t) ti * j->per_thread);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* forward                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
+/* At [L][S, I] = -exp(A_log) transposed (the scan reads 8 channels of one state dim) */
 static void
-a_table (const SutraModel *m, float *A)
+a_table (const SutraModel *m, float *At)
 {
   const Mamba *M = m->impl;
-  size_t IS = (size_t) m->cfg.intermediate_mamba * m->cfg.state_size;
-  for (int l = 0; l < m->cfg.n_layers; l++)
-    for (size_t i = 0; i < IS; i++)
-      A[l * IS + i] = -expf (M->layers[l].A_log->data[i]);
+  int I = m->cfg.intermediate_mamba, S = m->cfg.state_size;
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    const float *Al = M->layers[l].A_log->data;
+    float *o = At + (size_t) l * I * S;
+    for (int c = 0; c < I; c++)
+      for (int k = 0; k < S; k++)
+        o[(size_t) k * I + c] = -expf (Al[(size_t) c * S + k]);
+  }
 }
 
 static int64_t
 channel_grain (int I, int N)
 {
   int64_t g = (int64_t) 131072 / ((int64_t) N + 1);
-  g = g < SCAN_BLOCK ? SCAN_BLOCK : g;
+  g = g < 16 ? 16 : g;
   return g > I ? I : g;
 }
 
@@ -602,26 +492,21 @@ layer_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
     }
   }
   sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
-  sutra_act_forward (SUTRA_ACT_SILU, X->u, X->xc, (int64_t) N * I);
+  sutra_rnn_silu (X->u, X->xc, (int64_t) N * I);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (ly->proj[P_X], X->dbc, X->u, N, &X->saved[P_X], rng);
   for (int n = 0; n < N; n++)
     memcpy (X->dtr + (size_t) n * R, X->dbc + (size_t) n * ldb, sizeof (float) * (size_t) R);
   sutra_linear_forward (ly->proj[P_DT], X->dtp, X->dtr, N, &X->saved[P_DT], rng);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
-  sutra_act_forward (SUTRA_ACT_SOFTPLUS, X->delta, X->dtp, (int64_t) N * I);
+  sutra_rnn_softplus (X->delta, X->dtp, (int64_t) N * I);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
-  ScanJob sj = { .u = X->u, .delta = X->delta, .dbc = X->dbc, .A = A, .D = ly->D->data, .y = X->y,
-                 .state = ssm, .seg = seg, .B = B, .T = T, .I = I, .S = S, .R = R, .ldb = ldb };
+  ScanJob sj = { .a = { .u = X->u, .delta = X->delta, .dbc = X->dbc, .ldb = ldb, .R = R, .At = A,
+                       .D = ly->D->data, .y = X->y, .state = ssm, .seg = seg, .B = B, .T = T,
+                       .I = I, .S = S } };
   sutra_parallel_for (I, channel_grain (I, N), scan_forward_range, &sj);
   sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
-  /* gate: g = y * silu(z) */
-  for (int n = 0; n < N; n++) {
-    const float *z = X->xz + (size_t) n * 2 * I + I, *y = X->y + (size_t) n * I;
-    float *g = X->g + (size_t) n * I;
-    for (int i = 0; i < I; i++)
-      g[i] = y[i] * (z[i] / (1.f + expf (-z[i])));
-  }
+  sutra_rnn_gate (X->g, X->y, X->xz + I, N, I, 2 * I);         /* g = y * silu(z) */
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (ly->proj[P_OUT], x_out, X->g, N, &X->saved[P_OUT], rng);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
@@ -706,24 +591,15 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   memset (dg, 0, sizeof (float) * NI);
   sutra_linear_backward (ly->proj[P_OUT], dg, dx, X->g, N, &X->saved[P_OUT], M->lscratch);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
-  float *dy = M->dI2;
-  for (int n = 0; n < N; n++) {
-    const float *z = X->xz + (size_t) n * 2 * I + I, *y = X->y + (size_t) n * I;
-    const float *g = dg + (size_t) n * I;
-    float *dz = M->dxz + (size_t) n * 2 * I + I, *d = dy + (size_t) n * I;
-    for (int i = 0; i < I; i++) {
-      float s = 1.f / (1.f + expf (-z[i]));
-      d[i] = g[i] * z[i] * s;                       /* dy = dg silu(z) */
-      dz[i] = g[i] * y[i] * s * (1.f + z[i] * (1.f - s));
-    }
-  }
+  float *dy = M->dI2;   /* dy = dg silu(z); dz into the z half of dxz */
+  sutra_rnn_gate_backward (dy, M->dxz + I, dg, X->y, X->xz + I, N, I, 2 * I);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   /* the scan: du [N, I] (into dI1, dg is consumed) and d delta, written over dy in place (each
    * (n, c) reads its dy before writing its d delta) */
   float *du = M->dI1;
   memset (du, 0, sizeof (float) * NI);
   int threads = sutra_get_threads ();
-  size_t pn = (size_t) threads * N * 2 * S;
+  size_t per = (size_t) N * 2 * S * SUTRA_SCAN_LANES, pn = (size_t) threads * per;
   if (pn > M->partials_cap) {
     sutra_aligned_free (M->partials);
     M->partials = sutra_try_alloc (sizeof (float) * pn, "scan partials", NULL);
@@ -734,29 +610,32 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   float *dAv = ly->A_log->grad ? sutra_thread_scratch (5, (size_t) I * S) : NULL;
   if (dAv)
     memset (dAv, 0, sizeof (float) * (size_t) I * S);
-  ScanJob sj = { .u = X->u, .delta = X->delta, .dbc = X->dbc, .A = A, .D = ly->D->data,
-                 .gy = dy, .du = du, .ddelta = M->dI2, .dA = dAv, .dD = grad_of (ly->D),
-                 .partials = M->partials, .seg = seg, .B = B, .T = T, .I = I, .S = S, .R = R,
-                 .ldb = ldb };
+  ScanJob sj = { .a = { .u = X->u, .delta = X->delta, .dbc = X->dbc, .ldb = ldb, .R = R, .At = A,
+                        .D = ly->D->data, .gy = dy, .du = du, .ddelta = dy, .dA = dAv,
+                        .dD = grad_of (ly->D), .seg = seg, .B = B, .T = T, .I = I, .S = S },
+                 .partials = M->partials, .per_thread = per };
   sutra_parallel_for (I, channel_grain (I, N), scan_backward_range, &sj);
   if (dAv)   /* A = -exp(A_log): d A_log = dA * A */
-    for (size_t i = 0; i < (size_t) I * S; i++)
-      ly->A_log->grad[i] += dAv[i] * A[i];
-  /* ddbc = [d dt_r | sum dB | sum dC] */
+    for (int ch = 0; ch < I; ch++)
+      for (int k = 0; k < S; k++)
+        ly->A_log->grad[(size_t) ch * S + k] += dAv[(size_t) ch * S + k] * A[(size_t) k * I + ch];
+  /* ddbc = [d dt_r (below) | dB | dC summed over threads and lanes] */
   memset (M->ddbc, 0, sizeof (float) * (size_t) N * ldb);
   for (int t = 0; t < threads; t++) {
-    const float *p = M->partials + (size_t) t * N * 2 * S;
+    const float *p = M->partials + (size_t) t * per;
     for (int n = 0; n < N; n++)
-      for (int k = 0; k < 2 * S; k++)
-        M->ddbc[(size_t) n * ldb + R + k] += p[(size_t) n * 2 * S + k];
+      for (int k = 0; k < 2 * S; k++) {
+        const float *q = p + ((size_t) n * 2 * S + k) * SUTRA_SCAN_LANES;
+        float sum = 0.f;
+        for (int l = 0; l < SUTRA_SCAN_LANES; l++)
+          sum += q[l];
+        M->ddbc[(size_t) n * ldb + R + k] += sum;
+      }
   }
   sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   /* softplus and dt_proj */
   float *ddtp = M->dI2;                              /* in place: d delta -> d dtp */
-  for (size_t i = 0; i < NI; i++) {
-    float x = X->dtp[i];
-    ddtp[i] = x > 20.f ? ddtp[i] : ddtp[i] / (1.f + expf (-x));
-  }
+  sutra_rnn_softplus_backward (ddtp, X->dtp, (int64_t) NI);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   memset (M->ddtr, 0, sizeof (float) * (size_t) N * R);
   sutra_linear_backward (ly->proj[P_DT], M->ddtr, ddtp, X->dtr, N, &X->saved[P_DT], M->lscratch);
@@ -765,11 +644,7 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   /* x_proj: du += */
   sutra_linear_backward (ly->proj[P_X], du, M->ddbc, X->u, N, &X->saved[P_X], M->lscratch);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
-  /* silu: dxc = du silu'(xc) (in place) */
-  for (size_t i = 0; i < NI; i++) {
-    float x = X->xc[i], s = 1.f / (1.f + expf (-x));
-    du[i] *= s * (1.f + x * (1.f - s));
-  }
+  sutra_rnn_silu_backward (du, X->xc, (int64_t) NI);   /* dxc = du silu'(xc), in place */
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   /* conv: dxs into the x half of dxz */
   for (int n = 0; n < N; n++)
@@ -831,7 +706,7 @@ struct SutraGenState {
   int pos;
   size_t per_layer;               /* (K-1) I + I S floats */
   float *state;                   /* [L][window (K-1, I) | ssm (I, S)] */
-  float *A;                       /* [L][I, S] */
+  float *A;                       /* [L][S, I] (a_table) */
   Acts work;
   float *x_out, *hf, *rstd;
   int *seg;

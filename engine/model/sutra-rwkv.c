@@ -24,7 +24,7 @@
  *
  * Training: every projection is one matmul over all B*T positions; the WKV recurrence runs per
  * channel (channels split across the pool) and keeps the state before each position for an
- * exact backward (derivation at wkv_backward_range). Generation state per layer:
+ * exact backward (kernels and derivation in sutra-recurrent.c). Generation state per layer:
  * [att_x C | aa A | bb A | pp A | ffn_x C], constant size. */
 #include "sutra-model.h"
 #include "sutra-pool.h"
@@ -36,7 +36,7 @@
 #include <string.h>
 
 #define N_PROJ 7
-#define PP_INIT (-1e38f)          /* HF's initial max state (rwkv.cpp uses -1e30; same result) */
+#define PP_INIT (-1e38f)          /* transformers' initial max state (as sutra-recurrent.c) */
 #define STEP_CHUNK 64             /* tokens per step() batch */
 #define LN_OUT_EPS 1e-5f
 
@@ -387,154 +387,21 @@ rwkv_reserve (SutraModel *m, int B, int T, bool for_backward, SutraError *err)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* WKV recurrence                                                                             */
+/* WKV recurrence (kernels in sutra-recurrent.c), channels split across the pool              */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct {
-  const float *k, *v;             /* [N, A] */
-  const float *w, *u;             /* [A] w = -exp(time_decay), u = time_first */
-  float *y;                       /* [N, A] wkv */
-  float *sa, *sb, *sp;            /* [N, A] state before each position, or NULL */
-  float *state;                   /* [3, A] carried (aa, bb, pp) for B = 1, or NULL */
-  const int *seg;
-  int B, T, A;
-} WkvJob;
-
-/* Forward over channels [c0, c1): the stable form of HF's rwkv_linear_attention_cpu.
- *   out:    q = max(pp, u+k); e1 = e^(pp-q); e2 = e^(u+k-q); wkv = (e1 aa + e2 v)/(e1 bb + e2)
- *   state:  q = max(pp+w, k); e1 = e^(pp+w-q); e2 = e^(k-q); aa = e1 aa + e2 v; bb = e1 bb + e2;
- *           pp = q
- * (aa, bb) are the numerator/denominator sums scaled by e^-pp. Every exponent is <= 0. */
 static void
 wkv_forward_range (void *ctx, int64_t c0, int64_t c1, int ti)
 {
-  const WkvJob *j = ctx;
-  int nc = (int) (c1 - c0), A = j->A;
-  float *st = sutra_thread_scratch (6, 3 * (size_t) nc);
-  float *aa = st, *bb = st + nc, *pp = st + 2 * nc;
-  const float *w = j->w + c0, *u = j->u + c0;
   (void) ti;
-  for (int b = 0; b < j->B; b++) {
-    for (int t = 0; t < j->T; t++) {
-      size_t n = (size_t) b * j->T + t;
-      if (t == j->seg[n]) {
-        if (j->state && t == 0) {
-          memcpy (aa, j->state + c0, sizeof (float) * (size_t) nc);
-          memcpy (bb, j->state + A + c0, sizeof (float) * (size_t) nc);
-          memcpy (pp, j->state + 2 * A + c0, sizeof (float) * (size_t) nc);
-        } else {
-          for (int i = 0; i < nc; i++) {
-            aa[i] = bb[i] = 0.f;
-            pp[i] = PP_INIT;
-          }
-        }
-      }
-      const float *k = j->k + n * A + c0, *v = j->v + n * A + c0;
-      float *y = j->y + n * A + c0;
-      if (j->sa) {
-        memcpy (j->sa + n * A + c0, aa, sizeof (float) * (size_t) nc);
-        memcpy (j->sb + n * A + c0, bb, sizeof (float) * (size_t) nc);
-        memcpy (j->sp + n * A + c0, pp, sizeof (float) * (size_t) nc);
-      }
-      for (int i = 0; i < nc; i++) {
-        float uk = u[i] + k[i];
-        float q = pp[i] > uk ? pp[i] : uk;
-        float e1 = sutra_rnn_exp (pp[i] - q), e2 = sutra_rnn_exp (uk - q);
-        y[i] = (e1 * aa[i] + e2 * v[i]) / (e1 * bb[i] + e2);
-        float pw = pp[i] + w[i];
-        float q2 = pw > k[i] ? pw : k[i];
-        float f1 = sutra_rnn_exp (pw - q2), f2 = sutra_rnn_exp (k[i] - q2);
-        aa[i] = f1 * aa[i] + f2 * v[i];
-        bb[i] = f1 * bb[i] + f2;
-        pp[i] = q2;
-      }
-    }
-    if (j->state) {   /* B == 1 */
-      memcpy (j->state + c0, aa, sizeof (float) * (size_t) nc);
-      memcpy (j->state + A + c0, bb, sizeof (float) * (size_t) nc);
-      memcpy (j->state + 2 * A + c0, pp, sizeof (float) * (size_t) nc);
-    }
-  }
+  sutra_wkv_forward (ctx, (int) c0, (int) c1);
 }
 
-typedef struct {
-  const float *k, *v, *y, *gy;    /* [N, A] */
-  const float *w, *u;             /* [A] */
-  const float *sa, *sb, *sp;      /* [N, A] state before each position */
-  float *dk, *dv;                 /* [N, A] (overwritten) */
-  float *du, *dw;                 /* [A] += d time_first, d w (w = -exp(time_decay)); may be NULL */
-  const int *seg;
-  int B, T, A;
-} WkvBwdJob;
-
-/* Backward over channels [c0, c1), reverse time. With the unscaled sums
- *   A_t = e^w A_{t-1} + e^{k_t} v_t,  B_t = e^w B_{t-1} + e^{k_t},  E_t = e^{u+k_t},
- *   D_t = B_{t-1} + E_t,  y_t = (A_{t-1} + E_t v_t) / D_t,
- * and adjoints LA_t = dL/dA_t, LB_t = dL/dB_t (zero after a segment's last position):
- *   LA_{t-1} = g_t/D_t + e^w LA_t,         LB_{t-1} = -g_t y_t/D_t + e^w LB_t
- *   dv_t = g_t E_t/D_t + LA_t e^{k_t}
- *   dk_t = g_t (v_t - y_t) E_t/D_t + (LA_t v_t + LB_t) e^{k_t}
- *   du  += g_t (v_t - y_t) E_t/D_t
- *   dw  += e^w (LA_t A_{t-1} + LB_t B_{t-1})
- * Scaled like the forward: D_t = den e^q (q = max(pp, u+k), den = e1 bb + e2 >= 1),
- * E_t/D_t = e2/den, A_{t-1} = aa e^pp, and LA_t = la e^z, LB_t = lb e^z with a running max z:
- *   z' = max(-q, w + z); la' = e^(-q-z') g/den + e^(w+z-z') la (lb' likewise).
- * Since pp_t = max_{i<=t} ((t-i) w + k_i), the exponents z + k and w + z + pp are <= 0. */
 static void
 wkv_backward_range (void *ctx, int64_t c0, int64_t c1, int ti)
 {
-  const WkvBwdJob *j = ctx;
-  int nc = (int) (c1 - c0), A = j->A;
-  float *st = sutra_thread_scratch (6, 3 * (size_t) nc + 4 * (size_t) nc + 16);
-  float *la = st, *lb = st + nc, *z = st + 2 * nc;
-  double *acc_u = (double *) (st + 3 * nc + ((3 * nc) & 1)), *acc_w = acc_u + nc;
-  const float *w = j->w + c0, *u = j->u + c0;
   (void) ti;
-  for (int i = 0; i < nc; i++)
-    acc_u[i] = acc_w[i] = 0.0;
-  for (int b = 0; b < j->B; b++) {
-    for (int i = 0; i < nc; i++) {
-      la[i] = lb[i] = 0.f;
-      z[i] = PP_INIT;
-    }
-    for (int t = j->T - 1; t >= 0; t--) {
-      size_t n = (size_t) b * j->T + t, o = n * A + c0;
-      const float *k = j->k + o, *v = j->v + o, *y = j->y + o, *g = j->gy + o;
-      const float *aa = j->sa + o, *bb = j->sb + o, *pp = j->sp + o;
-      float *dk = j->dk + o, *dv = j->dv + o;
-      for (int i = 0; i < nc; i++) {
-        float uk = u[i] + k[i];
-        float q = pp[i] > uk ? pp[i] : uk;
-        float e1 = sutra_rnn_exp (pp[i] - q), e2 = sutra_rnn_exp (uk - q);
-        float gd = g[i] / (e1 * bb[i] + e2);           /* g / den */
-        float t1 = gd * e2;                             /* g E / D */
-        float tu = t1 * (v[i] - y[i]);
-        float ek = sutra_rnn_exp (z[i] + k[i]);         /* e^{k} scaled by e^z */
-        dv[i] = t1 + la[i] * ek;
-        dk[i] = tu + (la[i] * v[i] + lb[i]) * ek;
-        acc_u[i] += tu;
-        acc_w[i] += (la[i] * aa[i] + lb[i] * bb[i]) * sutra_rnn_exp (w[i] + z[i] + pp[i]);
-        /* adjoints of the state before t */
-        float mq = -q, wz = w[i] + z[i];
-        float nz = mq > wz ? mq : wz;
-        float f1 = sutra_rnn_exp (mq - nz), f2 = sutra_rnn_exp (wz - nz);
-        la[i] = f1 * gd + f2 * la[i];
-        lb[i] = -f1 * gd * y[i] + f2 * lb[i];
-        z[i] = nz;
-      }
-      if (t == j->seg[n])   /* a segment start: nothing earlier depends on this one's state */
-        for (int i = 0; i < nc; i++) {
-          la[i] = lb[i] = 0.f;
-          z[i] = PP_INIT;
-        }
-    }
-  }
-  for (int i = 0; i < nc; i++) {
-    if (j->du)
-      j->du[c0 + i] += (float) acc_u[i];
-    if (j->dw)
-      j->dw[c0 + i] += (float) acc_w[i];
-  }
+  sutra_wkv_backward (ctx, (int) c0, (int) c1);
 }
 
 static int64_t
@@ -551,33 +418,122 @@ channel_grain (int A, int B, int T)
 /* ------------------------------------------------------------------------------------------ */
 
 /* Token shift and mix: out_m[n] = h[n] * mix + prev[n] * (1 - mix), prev[n] = h[n-1] inside a
- * segment, the carried x (state, B = 1) or zero at a segment start. Two or three mixes at once. */
+ * segment, the carried x (state, B = 1) or zero at a segment start. Two or three mixes at once;
+ * the backward adds into dh (the h[n] and the h[n-1] paths) and the mix gradients (may be
+ * NULL; training has no carried state). Channels are split across the pool. */
+typedef struct {
+  float *o[3];                    /* forward outputs [N, C] (o[2] may be NULL) */
+  const float *d[3];              /* backward: d outputs [N, C] (d[2] may be NULL) */
+  float *dh, *dm[3];              /* backward: [N, C] +=, [C] += */
+  const float *h, *m[3], *carry;
+  const int *seg;
+  int B, T, C, nmix;
+} ShiftJob;
+
+static void
+shift_forward_range (void *ctx, int64_t c0, int64_t c1, int ti)
+{
+  const ShiftJob *j = ctx;
+  int C = j->C;
+  (void) ti;
+  for (int b = 0; b < j->B; b++)
+    for (int t = 0; t < j->T; t++) {
+      size_t n = (size_t) b * j->T + t;
+      const float *x = j->h + n * C;
+      const float *p = t != j->seg[n] ? j->h + (n - 1) * C : (j->carry && t == 0 ? j->carry : NULL);
+      for (int q = 0; q < j->nmix; q++) {
+        float *o = j->o[q] + n * C;
+        const float *mx = j->m[q];
+        if (p)
+          for (int64_t i = c0; i < c1; i++)
+            o[i] = x[i] * mx[i] + p[i] * (1.f - mx[i]);
+        else
+          for (int64_t i = c0; i < c1; i++)
+            o[i] = x[i] * mx[i];
+      }
+    }
+}
+
+static void
+shift_backward_range (void *ctx, int64_t c0, int64_t c1, int ti)
+{
+  const ShiftJob *j = ctx;
+  int C = j->C;
+  (void) ti;
+  for (int b = 0; b < j->B; b++)
+    for (int t = 0; t < j->T; t++) {
+      size_t n = (size_t) b * j->T + t;
+      const float *x = j->h + n * C;
+      const float *p = t != j->seg[n] ? j->h + (n - 1) * C : NULL;
+      float *dx = j->dh + n * C, *dp = p ? j->dh + (n - 1) * C : NULL;
+      for (int q = 0; q < j->nmix; q++) {
+        const float *g = j->d[q] + n * C, *mx = j->m[q];
+        float *dm = j->dm[q];
+        for (int64_t i = c0; i < c1; i++) {
+          dx[i] += g[i] * mx[i];
+          if (dp)
+            dp[i] += g[i] * (1.f - mx[i]);
+          if (dm)
+            dm[i] += g[i] * (x[i] - (p ? p[i] : 0.f));
+        }
+      }
+    }
+}
+
 static void
 shift_mix (float *o1, float *o2, float *o3, const float *h, const float *m1, const float *m2,
            const float *m3, const float *carry, const int *seg, int B, int T, int C)
 {
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < T; t++) {
-      size_t n = (size_t) b * T + t;
-      const float *x = h + n * C;
-      const float *p = t != seg[n] ? h + (n - 1) * C : (carry && t == 0 ? carry : NULL);
-      float *a1 = o1 + n * C, *a2 = o2 + n * C, *a3 = o3 ? o3 + n * C : NULL;
-      if (!p) {
-        for (int i = 0; i < C; i++) {
-          a1[i] = x[i] * m1[i];
-          a2[i] = x[i] * m2[i];
-          if (a3)
-            a3[i] = x[i] * m3[i];
-        }
-      } else {
-        for (int i = 0; i < C; i++) {
-          a1[i] = x[i] * m1[i] + p[i] * (1.f - m1[i]);
-          a2[i] = x[i] * m2[i] + p[i] * (1.f - m2[i]);
-          if (a3)
-            a3[i] = x[i] * m3[i] + p[i] * (1.f - m3[i]);
-        }
-      }
+  ShiftJob j = { .o = { o1, o2, o3 }, .h = h, .m = { m1, m2, m3 }, .carry = carry, .seg = seg,
+                 .B = B, .T = T, .C = C, .nmix = o3 ? 3 : 2 };
+  sutra_parallel_for (C, (int64_t) 65536 / ((int64_t) B * T + 1) + 16, shift_forward_range, &j);
+}
+
+/* elementwise steps of the block, split across the pool */
+typedef enum { EWB_OUT, EWB_FFN_BWD, EWB_RELU2_BWD, EWB_ATT_BWD } EwbKind;
+typedef struct {
+  EwbKind kind;
+  float *o1, *o2;
+  const float *a, *b, *c, *d;
+} EwbJob;
+
+static void
+ewb_range (void *ctx, int64_t i0, int64_t i1, int ti)
+{
+  const EwbJob *j = ctx;
+  (void) ti;
+  switch (j->kind) {
+  case EWB_OUT:        /* x_out = x_mid + fr * fv */
+    for (int64_t i = i0; i < i1; i++)
+      j->o1[i] = j->a[i] + j->b[i] * j->c[i];
+    break;
+  case EWB_FFN_BWD:    /* a = dx, b = fr, c = fv: dfv = dx fr, dfr_pre = dx fv fr (1 - fr) */
+    for (int64_t i = i0; i < i1; i++) {
+      float g = j->a[i], s = j->b[i];
+      j->o1[i] = g * s;
+      j->o2[i] = g * j->c[i] * s * (1.f - s);
     }
+    break;
+  case EWB_RELU2_BWD:  /* o1 = dkk (in place), a = fk: d relu(fk)^2 */
+    for (int64_t i = i0; i < i1; i++)
+      j->o1[i] = j->a[i] > 0.f ? j->o1[i] * 2.f * j->a[i] : 0.f;
+    break;
+  case EWB_ATT_BWD:    /* a = drw, b = r, c = wkv: dy = drw r, dr_pre = drw wkv r (1 - r) */
+    for (int64_t i = i0; i < i1; i++) {
+      float g = j->a[i], r = j->b[i];
+      j->o1[i] = g * r;
+      j->o2[i] = g * j->c[i] * r * (1.f - r);
+    }
+    break;
+  }
+}
+
+static void
+ewb_run (EwbKind kind, float *o1, float *o2, const float *a, const float *b, const float *c,
+         size_t n)
+{
+  EwbJob j = { kind, o1, o2, a, b, c, NULL };
+  sutra_parallel_for ((int64_t) n, 16384, ewb_range, &j);
 }
 
 static inline float
@@ -613,10 +569,11 @@ block_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
   sutra_linear_forward (bk->proj[P_VALUE], X->v, X->xv, N, &X->saved[P_VALUE], rng);
   sutra_linear_forward (bk->proj[P_RECEPT], X->r, X->xr, N, &X->saved[P_RECEPT], rng);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
-  sutra_act_forward (SUTRA_ACT_SIGMOID, X->r, X->r, (int64_t) N * A);
+  sutra_rnn_sigmoid (X->r, X->r, (int64_t) N * A);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
-  WkvJob wj = { X->k, X->v, wdecay, bk->first->data, X->wkv, X->sa, X->sb,
-                X->sp, state ? state + C : NULL, seg, B, T, A };
+  SutraWkvArgs wj = { .k = X->k, .v = X->v, .w = wdecay, .u = bk->first->data, .y = X->wkv,
+                      .sa = X->sa, .sb = X->sb, .sp = X->sp, .state = state ? state + C : NULL,
+                      .seg = seg, .B = B, .T = T, .A = A };
   sutra_parallel_for (A, channel_grain (A, B, T), wkv_forward_range, &wj);
   sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   sutra_mul_forward (X->rw, X->r, X->wkv, (int64_t) N * A);
@@ -638,12 +595,11 @@ block_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
   sutra_linear_forward (bk->proj[P_FRECEPT], X->fr, X->fxr, N, &X->saved[P_FRECEPT], rng);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_act_forward (SUTRA_ACT_RELU2, X->kk, X->fk, (int64_t) N * F);
-  sutra_act_forward (SUTRA_ACT_SIGMOID, X->fr, X->fr, (int64_t) N * C);
+  sutra_rnn_sigmoid (X->fr, X->fr, (int64_t) N * C);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (bk->proj[P_FVALUE], X->fv, X->kk, N, &X->saved[P_FVALUE], rng);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
-  for (size_t i = 0; i < (size_t) N * C; i++)
-    x_out[i] = X->x_mid[i] + X->fr[i] * X->fv[i];
+  ewb_run (EWB_OUT, x_out, NULL, X->x_mid, X->fr, X->fv, (size_t) N * C);
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
 }
 
@@ -723,34 +679,14 @@ rwkv_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **log
 /* backward                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Backward of shift_mix for two or three mixes of h: adds into dh (both the h[n] and the
- * h[n-1] paths) and into the mix gradients dm (may be NULL). Training has no carried state. */
 static void
 shift_mix_backward (float *dh, float *dm1, float *dm2, float *dm3, const float *d1,
                     const float *d2, const float *d3, const float *h, const float *m1,
                     const float *m2, const float *m3, const int *seg, int B, int T, int C)
 {
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < T; t++) {
-      size_t n = (size_t) b * T + t;
-      const float *x = h + n * C;
-      const float *p = t != seg[n] ? h + (n - 1) * C : NULL;
-      float *dx = dh + n * C, *dp = p ? dh + (n - 1) * C : NULL;
-      const float *g1 = d1 + n * C, *g2 = d2 + n * C, *g3 = d3 ? d3 + n * C : NULL;
-      for (int i = 0; i < C; i++) {
-        float pv = p ? p[i] : 0.f;
-        dx[i] += g1[i] * m1[i] + g2[i] * m2[i] + (g3 ? g3[i] * m3[i] : 0.f);
-        if (dp)
-          dp[i] += g1[i] * (1.f - m1[i]) + g2[i] * (1.f - m2[i]) + (g3 ? g3[i] * (1.f - m3[i]) : 0.f);
-        float diff = x[i] - pv;
-        if (dm1)
-          dm1[i] += g1[i] * diff;
-        if (dm2)
-          dm2[i] += g2[i] * diff;
-        if (dm3 && g3)
-          dm3[i] += g3[i] * diff;
-      }
-    }
+  ShiftJob j = { .d = { d1, d2, d3 }, .dh = dh, .dm = { dm1, dm2, dm3 }, .h = h,
+                 .m = { m1, m2, m3 }, .seg = seg, .B = B, .T = T, .C = C, .nmix = d3 ? 3 : 2 };
+  sutra_parallel_for (C, (int64_t) 65536 / ((int64_t) B * T + 1) + 16, shift_backward_range, &j);
 }
 
 static float *
@@ -771,18 +707,13 @@ block_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   double t0 = m->profile ? sutra_rnn_now () : 0;
   /* ---- channel mixing: x_out = x_mid + fr * fv ---- */
   float *dfv = R->dC1, *dfr = R->dC2;
-  for (size_t i = 0; i < NC; i++) {
-    dfv[i] = dx[i] * X->fr[i];
-    float s = X->fr[i];
-    dfr[i] = dx[i] * X->fv[i] * s * (1.f - s);      /* through the sigmoid */
-  }
+  ewb_run (EWB_FFN_BWD, dfv, dfr, dx, X->fr, X->fv, NC);   /* dfr through the sigmoid */
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   float *dkk = R->dF;
   memset (dkk, 0, sizeof (float) * NF);
   sutra_linear_backward (bk->proj[P_FVALUE], dkk, dfv, X->kk, N, &X->saved[P_FVALUE], R->lscratch);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
-  for (size_t i = 0; i < NF; i++)                   /* relu(fk)^2 */
-    dkk[i] = X->fk[i] > 0.f ? dkk[i] * 2.f * X->fk[i] : 0.f;
+  ewb_run (EWB_RELU2_BWD, dkk, NULL, X->fk, NULL, NULL, NF);    /* relu(fk)^2 */
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   float *dfxk = R->dC1, *dfxr = R->dC3;
   memset (dfxr, 0, sizeof (float) * NC);
@@ -804,19 +735,17 @@ block_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   sutra_linear_backward (bk->proj[P_OUTPUT], drw, dx, X->rw, N, &X->saved[P_OUTPUT], R->lscratch);
   sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
   float *dy = R->dA2, *drp = R->dA1;
-  for (size_t i = 0; i < NA; i++) {
-    float r = X->r[i], g = drw[i];
-    dy[i] = g * r;
-    drp[i] = g * X->wkv[i] * r * (1.f - r);         /* d receptance pre-activation */
-  }
+  ewb_run (EWB_ATT_BWD, dy, drp, drw, X->r, X->wkv, NA);   /* drp: receptance pre-activation */
   sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
   float *dk = R->dA3, *dv = R->dA4;
   float *ddecay = grad_of (bk->decay);
   float *dwv = ddecay ? sutra_thread_scratch (5, (size_t) A) : NULL;
   if (dwv)
     memset (dwv, 0, sizeof (float) * (size_t) A);
-  WkvBwdJob bj = { X->k, X->v, X->wkv, dy, R->wdecay + (size_t) li * A, bk->first->data, X->sa,
-                   X->sb, X->sp, dk, dv, grad_of (bk->first), dwv, seg, B, T, A };
+  SutraWkvArgs bj = { .k = X->k, .v = X->v, .w = R->wdecay + (size_t) li * A,
+                      .u = bk->first->data, .y = X->wkv, .sa = X->sa, .sb = X->sb, .sp = X->sp,
+                      .gy = dy, .dk = dk, .dv = dv, .du = grad_of (bk->first), .dw = dwv,
+                      .seg = seg, .B = B, .T = T, .A = A };
   sutra_parallel_for (A, channel_grain (A, B, T), wkv_backward_range, &bj);
   if (dwv)   /* w = -exp(time_decay): d time_decay = dw * w */
     for (int h = 0; h < A; h++)
