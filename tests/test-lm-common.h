@@ -7,6 +7,7 @@
 #include "sutra-model.h"
 #include "sutra-lora.h"
 #include "sutra-json.h"
+#include "sutra-optim.h"
 #include "sutra-pool.h"
 
 #include <math.h>
@@ -18,6 +19,7 @@
 #define LM_LOSS_REL_TOL 1e-4       /* PEFT first loss */
 #define LM_GRAD_REL_TOL 1e-4       /* PEFT LoRA gradients, per tensor */
 #define LM_QLORA_REL_TOL 1e-4      /* packed base vs its dequantized f32 twin */
+#define LM_TRAJ_REL_TOL 1e-4       /* 10-step PEFT run: loss, grad norm, final adapter */
 
 static G_GNUC_UNUSED int *
 lm_ref_ids (const SutraSafetensors *refs, const char *name, int *n)
@@ -498,4 +500,122 @@ lm_fd_check (SutraModel *m, LmLossFn fn, void *ctx, float *data, const float *gr
     max_diff = fmax (max_diff, fabs (fd - (double) grad[i]));
   }
   return max_fd > 0 ? max_diff / max_fd : max_diff;
+}
+
+/* The 10-step PEFT run of hf-refs/lora-*: torch AdamW (lr 1e-2, betas 0.9/0.999, eps 1e-8,
+ * wd 0.01) over the LoRA tensors, cosine schedule with 2 warm-up steps over 10, 2 micro-batches
+ * per step (each loss / 2), global-norm clipping at 1.0; per step the mean loss, the lr and the
+ * norm before clipping against training.json's history, then the adapter against
+ * adapter_final (relative Frobenius error per tensor). Built from sutra-optim directly (the
+ * trainer drives the same calls). */
+static G_GNUC_UNUSED void
+lm_check_trajectory (const char *sub)
+{
+  const char *dir = test_shared_path (sub);
+  if (!dir)
+    return;
+  SutraError err;
+  SutraModel *m = lm_load (dir, "base");
+  char *ad = g_build_filename (dir, "adapter_init", NULL);
+  test_assert_ok (sutra_lora_load (m, ad, NULL, &err), &err);
+  g_free (ad);
+  GArray *ts = g_array_new (FALSE, TRUE, sizeof (SutraOptTensor));
+  for (size_t i = 0; i < m->n_linears; i++) {
+    SutraLinear *l = m->linears[i];
+    if (!l->lora)
+      continue;
+    SutraOptTensor a = { l->name, l->lora->A, l->lora->dA, (size_t) l->lora->r * l->in, true };
+    SutraOptTensor b = { l->name, l->lora->B, l->lora->dB, (size_t) l->out * l->lora->r, true };
+    g_array_append_val (ts, a);
+    g_array_append_val (ts, b);
+  }
+  SutraOptConfig oc = { .kind = SUTRA_OPT_ADAMW, .lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999,
+                        .eps = 1e-8, .weight_decay = 0.01 };
+  SutraOptimizer *opt;
+  test_assert_ok (sutra_optimizer_new (&oc, (SutraOptTensor *) ts->data, ts->len, &opt, &err), &err);
+  /* history */
+  char *tj = g_build_filename (dir, "training.json", NULL), *text;
+  gsize len;
+  g_assert_true (g_file_get_contents (tj, &text, &len, NULL));
+  json_object *root;
+  test_assert_ok (sutra_json_parse (text, len, tj, SUTRA_JSON_OBJECT, &root, &err), &err);
+  json_object *hist = json_object_object_get (root, "history");
+  g_assert_cmpint (json_object_array_length (hist), ==, 10);
+  SutraSafetensors *bt = lm_open (dir, "batches.safetensors");
+  int V = m->cfg.vocab_size;
+  double worst_loss = 0, worst_norm = 0;
+  for (int s = 0; s < 10; s++) {
+    sutra_model_zero_grad (m);
+    double loss_sum = 0;
+    for (int mb = 0; mb < 2; mb++) {
+      char xn[16], yn[16];
+      snprintf (xn, sizeof xn, "x%d", 2 * s + mb);
+      snprintf (yn, sizeof yn, "y%d", 2 * s + mb);
+      int nx, ny;
+      int *x = lm_ref_ids (bt, xn, &nx), *y = lm_ref_ids (bt, yn, &ny);
+      const SutraTensor *tx = sutra_safetensors_find (bt, xn);
+      int B = (int) tx->shape[0], T = (int) tx->shape[1], N = B * T;
+      int *tg = g_new (int, N);
+      lm_shift_targets (tg, y, B, T);
+      SutraBatch b = { B, T, x, NULL, NULL };
+      float *lg, loss;
+      int nv;
+      test_assert_ok (sutra_model_forward (m, &b, true, &lg, &err), &err);
+      test_assert_ok (sutra_cross_entropy_forward (&loss, &nv, lg, tg, N, V, &err), &err);
+      float *dl = g_new (float, (size_t) N * V);
+      sutra_cross_entropy_backward (dl, lg, tg, 0.5f, nv, N, V);
+      test_assert_ok (sutra_model_backward (m, dl, &err), &err);
+      loss_sum += loss;
+      g_free (dl); g_free (tg); g_free (x); g_free (y);
+    }
+    json_object *h = json_object_array_get_idx (hist, s);
+    double want_loss = json_object_get_double (json_object_object_get (h, "loss"));
+    double want_lr = json_object_get_double (json_object_object_get (h, "lr"));
+    double want_norm = json_object_get_double (json_object_object_get (h, "grad_norm_before_clip"));
+    double norm = sutra_clip_grad_norm ((SutraOptTensor *) ts->data, ts->len, 1.0);
+    double lr = sutra_schedule_lr (SUTRA_SCHED_COSINE, 1e-2, s, 2, 10, 0);
+    double el = fabs (loss_sum / 2 - want_loss) / want_loss, en = fabs (norm - want_norm) / want_norm;
+    worst_loss = fmax (worst_loss, el);
+    worst_norm = fmax (worst_norm, en);
+    g_assert_cmpfloat (fabs (lr - want_lr), <=, 1e-12);
+    if (el > LM_TRAJ_REL_TOL || en > LM_TRAJ_REL_TOL)
+      g_error ("%s step %d: loss %.7f vs %.7f, grad norm %.7f vs %.7f", sub, s + 1, loss_sum / 2,
+               want_loss, norm, want_norm);
+    sutra_optimizer_step (opt, lr);
+  }
+  /* the final adapter */
+  SutraSafetensors *fin = lm_open (dir, "adapter_final/adapter_model.safetensors");
+  double worst_ad = 0;
+  for (size_t i = 0; i < m->n_linears; i++) {
+    SutraLinear *l = m->linears[i];
+    if (!l->lora)
+      continue;
+    for (int ab = 0; ab < 2; ab++) {
+      char *key = sutra_lora_key (l->name, ab == 0);
+      size_t n;
+      float *ref = lm_ref_f32 (fin, key, &n);
+      const float *ours = ab ? l->lora->B : l->lora->A;
+      double num = 0, den = 0;
+      for (size_t k = 0; k < n; k++) {
+        num += ((double) ours[k] - ref[k]) * ((double) ours[k] - ref[k]);
+        den += (double) ref[k] * ref[k];
+      }
+      double rel = sqrt (num / den);
+      worst_ad = fmax (worst_ad, rel);
+      if (rel > LM_TRAJ_REL_TOL)
+        g_error ("%s: final %s rel Frobenius err %.3g", sub, key, rel);
+      free (key);
+      g_free (ref);
+    }
+  }
+  g_test_message ("%s: 10 AdamW steps: worst loss rel %.3g, grad norm rel %.3g, final adapter "
+                  "rel Frobenius %.3g", sub, worst_loss, worst_norm, worst_ad);
+  sutra_safetensors_free (fin);
+  sutra_safetensors_free (bt);
+  json_object_put (root);
+  g_free (text);
+  g_free (tj);
+  sutra_optimizer_free (opt);
+  g_array_unref (ts);
+  sutra_model_free (m);
 }

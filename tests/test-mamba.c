@@ -11,6 +11,7 @@
 static void test_hf_refs (void) { lm_check_hf_refs ("hf-refs/mamba-tiny"); }
 static void test_peft (void) { lm_check_peft ("hf-refs/lora-mamba"); }
 static void test_qlora (void) { lm_check_qlora ("hf-refs/lora-mamba"); }
+static void test_trajectory (void) { lm_check_trajectory ("hf-refs/lora-mamba"); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* a double-precision Mamba from transformers' MambaMixer.slow_forward                      */
@@ -500,6 +501,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/mamba/hf-refs", test_hf_refs);
   g_test_add_func ("/engine/mamba/peft-lora", test_peft);
   g_test_add_func ("/engine/mamba/qlora-bases", test_qlora);
+  g_test_add_func ("/engine/mamba/peft-trajectory", test_trajectory);
   g_test_add_func ("/engine/mamba/reference-variants", test_reference_variants);
   g_test_add_func ("/engine/mamba/gradients-fd", test_gradients_fd);
   g_test_add_func ("/engine/mamba/lora-and-checkpointing", test_lora_and_checkpointing);

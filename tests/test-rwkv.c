@@ -102,6 +102,7 @@ test_rwkvcpp_synthetic (void)
 static void test_hf_refs (void) { lm_check_hf_refs ("hf-refs/rwkv4-tiny"); }
 static void test_peft (void) { lm_check_peft ("hf-refs/lora-rwkv4"); }
 static void test_qlora (void) { lm_check_qlora ("hf-refs/lora-rwkv4"); }
+static void test_trajectory (void) { lm_check_trajectory ("hf-refs/lora-rwkv4"); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* a double-precision RWKV-4 written from transformers' modeling_rwkv.py                    */
@@ -561,6 +562,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/rwkv/hf-refs", test_hf_refs);
   g_test_add_func ("/engine/rwkv/peft-lora", test_peft);
   g_test_add_func ("/engine/rwkv/qlora-bases", test_qlora);
+  g_test_add_func ("/engine/rwkv/peft-trajectory", test_trajectory);
   g_test_add_func ("/engine/rwkv/reference-variants", test_reference_variants);
   g_test_add_func ("/engine/rwkv/gradients-fd", test_gradients_fd);
   g_test_add_func ("/engine/rwkv/lora-and-checkpointing", test_lora_and_checkpointing);
