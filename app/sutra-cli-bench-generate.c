@@ -1,15 +1,16 @@
 /* sutra-cli-bench-generate.c: `sutra bench generate --shape S [--seq MAX] [--steps K]`: token
  * by token generation through the model's generation state (SutraModelVTable state_new/step) as
- * the context grows: the state is filled (prefill, in chunks) up to 64, 1k, 4k and 16k tokens
- * (those <= --seq, default 16384), and at each point K single-token steps (default 16) are timed
- * with their logits. Prints ms per token at each context, prefill tokens/s and the state's
- * memory at each point: for the recurrent shapes (rwkv4-169m, mamba-130m) time and memory stay
- * flat.
+ * the context grows. One state per context point is filled (prefill, in chunks) to 64, 1k, 4k
+ * and 16k tokens (those <= --seq, default 16384); then K rounds (default 16) each time one
+ * single-token step (with its logits) on every state in turn, so a busy machine slows all
+ * points alike. Prints the median and minimum ms per token at each context, prefill tokens/s
+ * and each state's memory: for the recurrent shapes (rwkv4-169m, mamba-130m) time and memory
+ * stay flat.
  *
- * The measurement (measure_contexts) only uses the vtable, so a KV-cache model runs through it
- * unchanged once a branch in bench_generate sizes its state (state_new's max_ctx = the largest
- * context + K) and caps the contexts at max_position_embeddings; that branch is not written
- * yet, and Llama shapes are refused. */
+ * The measurement (measure_contexts) only uses the vtable (each state is made with max_ctx =
+ * its context + K), so a KV-cache model runs through it unchanged once a branch in
+ * bench_generate caps the contexts at max_position_embeddings and reports its cache growth;
+ * that branch is not written yet, and Llama shapes are refused. */
 #include "sutra-cli-bench.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
@@ -38,24 +39,33 @@ recurrent_state_bytes (const SutraModelConfig *c)
 
 typedef struct {
   int context;
-  double ms_per_token, ms_min;
+  double ms_median, ms_min;
   size_t state_bytes;
 } Point;
 
-/* Fills the state to each context in turn and times `steps` single-token steps there. */
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* Fills st[p] to contexts[p], then `steps` interleaved rounds of one timed step per state. */
 static SutraStatus
-measure_contexts (SutraModel *m, SutraGenState *st, const int *contexts, int npts, int steps,
+measure_contexts (SutraModel *m, SutraGenState **st, const int *contexts, int npts, int steps,
                   Point *pts, double *prefill_tok_s, SutraError *err)
 {
   int V = m->cfg.vocab_size;
   float *logits = sutra_xmalloc (sizeof (float) * (size_t) V);
   int *ids = sutra_xmalloc (sizeof (int) * PREFILL_CHUNK);
+  double *times = sutra_xcalloc ((size_t) npts * steps, sizeof (double));
+  int *tok = sutra_xcalloc ((size_t) npts, sizeof (int));
   uint64_t s = 12345;
   double prefill_t = 0;
   long prefill_n = 0;
   SutraStatus rc = SUTRA_OK;
   for (int p = 0; p < npts && !rc; p++) {
-    int pos = m->vt->state_pos (st);
+    int pos = 0;
     while (pos < contexts[p] && !rc) {
       int n = contexts[p] - pos < PREFILL_CHUNK ? contexts[p] - pos : PREFILL_CHUNK;
       for (int i = 0; i < n; i++) {
@@ -63,31 +73,35 @@ measure_contexts (SutraModel *m, SutraGenState *st, const int *contexts, int npt
         ids[i] = (int) ((s >> 33) % (uint64_t) V);
       }
       double t0 = sutra_bench_now ();
-      rc = m->vt->step (m, st, ids, n, logits, false, err);
+      rc = m->vt->step (m, st[p], ids, n, NULL, false, err);
       prefill_t += sutra_bench_now () - t0;
       prefill_n += n;
       pos += n;
     }
-    double total = 0, best = 1e30;
-    int tok = (int) (s % (uint64_t) V);
-    for (int k = 0; k < steps && !rc; k++) {
+    tok[p] = ids[0];
+  }
+  for (int k = 0; k < steps && !rc; k++)
+    for (int p = 0; p < npts && !rc; p++) {
       double t0 = sutra_bench_now ();
-      rc = m->vt->step (m, st, &tok, 1, logits, false, err);
-      double dt = sutra_bench_now () - t0;
-      total += dt;
-      best = dt < best ? dt : best;
+      rc = m->vt->step (m, st[p], &tok[p], 1, logits, false, err);
+      times[(size_t) p * steps + k] = sutra_bench_now () - t0;
       int arg = 0;                                   /* greedy: feed back the argmax */
       for (int v = 1; v < V; v++)
         if (logits[v] > logits[arg])
           arg = v;
-      tok = arg;
+      tok[p] = arg;
     }
+  for (int p = 0; p < npts && !rc; p++) {
+    double *t = times + (size_t) p * steps;
+    qsort (t, (size_t) steps, sizeof (double), cmp_double);
     pts[p].context = contexts[p];
-    pts[p].ms_per_token = total / steps * 1e3;
-    pts[p].ms_min = best * 1e3;
-    pts[p].state_bytes = m->vt->state_bytes (st);
+    pts[p].ms_median = (steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2])) * 1e3;
+    pts[p].ms_min = t[0] * 1e3;
+    pts[p].state_bytes = m->vt->state_bytes (st[p]);
   }
   *prefill_tok_s = prefill_t > 0 ? prefill_n / prefill_t : 0;
+  free (times);
+  free (tok);
   free (ids);
   free (logits);
   return rc;
@@ -116,16 +130,18 @@ bench_generate (const SutraBenchOptions *o, json_object *out)
   SutraError err;
   if (sutra_model_new_random (&cfg, 0.02f, 42, &m, &err))
     return sutra_cli_fail (&err);
-  SutraGenState *st;
-  if (m->vt->state_new (m, max_ctx + steps, &st, &err)) {
-    sutra_model_free (m);
-    return sutra_cli_fail (&err);
-  }
+  SutraGenState *st[8] = { NULL };
+  SutraStatus rc = SUTRA_OK;
+  for (int p = 0; p < npts && !rc; p++)
+    rc = m->vt->state_new (m, contexts[p] + steps, &st[p], &err);
   Point pts[8];
   double prefill = 0;
-  SutraStatus rc = measure_contexts (m, st, contexts, npts, steps, pts, &prefill, &err);
+  if (!rc)
+    rc = measure_contexts (m, st, contexts, npts, steps, pts, &prefill, &err);
   if (rc) {
-    m->vt->state_free (st);
+    for (int p = 0; p < npts; p++)
+      if (st[p])
+        m->vt->state_free (st[p]);
     sutra_model_free (m);
     return sutra_cli_fail (&err);
   }
@@ -133,12 +149,12 @@ bench_generate (const SutraBenchOptions *o, json_object *out)
   double macs = 0;
   for (size_t i = 0; i < m->n_linears; i++)
     macs += (double) m->linears[i]->in * m->linears[i]->out;
-  double last_ms = pts[npts - 1].ms_per_token;
+  double last_ms = pts[npts - 1].ms_median;
   json_object *arr = json_object_new_array ();
   for (int p = 0; p < npts; p++) {
     json_object *e = json_object_new_object ();
     json_object_object_add (e, "context", json_object_new_int (pts[p].context));
-    json_object_object_add (e, "ms_per_token", json_object_new_double (pts[p].ms_per_token));
+    json_object_object_add (e, "ms_per_token", json_object_new_double (pts[p].ms_median));
     json_object_object_add (e, "ms_per_token_min", json_object_new_double (pts[p].ms_min));
     json_object_object_add (e, "state_bytes", json_object_new_int64 ((int64_t) pts[p].state_bytes));
     json_object_array_add (arr, e);
@@ -148,7 +164,8 @@ bench_generate (const SutraBenchOptions *o, json_object *out)
   json_object_object_add (out, "decode_steps", json_object_new_int (steps));
   json_object_object_add (out, "tokens_per_s", json_object_new_double (1e3 / last_ms));
   json_object_object_add (out, "prefill_tokens_per_s", json_object_new_double (prefill));
-  json_object_object_add (out, "flatness", json_object_new_double (last_ms / pts[0].ms_per_token));
+  /* median ms per token at the largest context over that at the smallest */
+  json_object_object_add (out, "flatness", json_object_new_double (last_ms / pts[0].ms_median));
   json_object_object_add (out, "gflops", json_object_new_double (2.0 * macs / (last_ms * 1e-3) / 1e9));
   /* the matrix-vector rate a decode step is bound by (one of the model's projections) */
   json_object_object_add (out, "sgemm_gflops", json_object_new_double (
@@ -156,7 +173,8 @@ bench_generate (const SutraBenchOptions *o, json_object *out)
   json_object_object_add (out, "recurrent_state_bytes",
                           json_object_new_int64 ((int64_t) recurrent_state_bytes (&cfg)));
   json_object_object_add (out, "contexts", arr);
-  m->vt->state_free (st);
+  for (int p = 0; p < npts; p++)
+    m->vt->state_free (st[p]);
   sutra_model_free (m);
   return 0;
 }
