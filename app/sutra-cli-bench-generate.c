@@ -2,8 +2,8 @@
  * by token generation through the model's generation state (SutraModelVTable state_new/step) as
  * the context grows. One state per context point is filled (prefill, in chunks) to 64, 1k, 4k
  * and 16k tokens (those <= --seq, default 16384); then K rounds (default 16) each time one
- * single-token step (with its logits) on every state in turn, so a busy machine slows all
- * points alike. Prints the median and minimum ms per token at each context, prefill tokens/s
+ * single-token step (with its logits) on every state in turn (rotating the order), so a busy
+ * machine slows all points alike. Prints the median and minimum ms per token at each context, prefill tokens/s
  * and each state's memory: for the recurrent shapes (rwkv4-169m, mamba-130m) time and memory
  * stay flat.
  *
@@ -81,7 +81,8 @@ measure_contexts (SutraModel *m, SutraGenState **st, const int *contexts, int np
     tok[p] = ids[0];
   }
   for (int k = 0; k < steps && !rc; k++)
-    for (int p = 0; p < npts && !rc; p++) {
+    for (int q = 0; q < npts && !rc; q++) {
+      int p = (q + k) % npts;                        /* rotate who goes first in each round */
       double t0 = sutra_bench_now ();
       rc = m->vt->step (m, st[p], &tok[p], 1, logits, false, err);
       times[(size_t) p * steps + k] = sutra_bench_now () - t0;
