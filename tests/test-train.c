@@ -22,7 +22,7 @@
 #define FD_REL_TOL 2e-3            /* full fine-tuning gradients vs central differences (float) */
 #define FD_ABS_FLOOR 1e-4          /* float rounding of the loss (~1e-6) over the step (~1e-2) */
 
-static const char *lora_refs[] = { "hf-refs/lora-llama" };
+static const char *lora_refs[] = { "hf-refs/lora-llama", "hf-refs/lora-rwkv4", "hf-refs/lora-mamba" };
 
 static bool
 arch_supported (const char *base)
