@@ -267,6 +267,7 @@ test_peft_trajectory (gconstpointer data)
   /* (c) export merged through the CLI and compare its logits with the reference probe */
   char *merged = g_build_filename (tmp, "merged", NULL);
   const char *eargv[] = { "export", run, "--model", base, "--merged", merged, NULL };
+  g_free (errs);                      /* the train run's stderr */
   rc = test_run_cli (NULL, &errs, eargv);
   if (rc != 0)
     g_error ("sutra export failed (%d): %s", rc, errs);
