@@ -35,7 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SLOW_WRITE_MS 15          /* per atomic rename while kills are aimed at writes */
+#define SLOW_WRITE_MS 25          /* per atomic rename while kills are aimed at writes */
 #define KILLS_PER_KIND 7          /* step, checkpoint, export: 21 kills + 1 right at start */
 #define WAIT_LIMIT_S 120          /* a wait that never ends fails the test (loaded machines) */
 #define MAX_STEPS 72
@@ -405,8 +405,8 @@ kill_training (Crash *c, const char *cfg, int kind)
         g_usleep ((gulong) g_test_rand_int_range (0, 4000));
     } else if (kind == K_CKPT) {
       now = has_tmp (ckdir, "step-", pid);
-      if (now)
-        g_usleep ((gulong) g_test_rand_int_range (0, 4 * SLOW_WRITE_MS * 1000));
+      if (now)     /* a checkpoint takes >= 4 slowed renames: stay inside its window */
+        g_usleep ((gulong) g_test_rand_int_range (0, 2 * SLOW_WRITE_MS * 1000));
     }
     if (now) {
       bool in_write = has_tmp (ckdir, "step-", pid);
@@ -446,7 +446,7 @@ kill_export (Crash *c, bool merged)
       break;
     }
     if (has_tmp (c->tmp, base, pid)) {
-      g_usleep ((gulong) g_test_rand_int_range (0, 4 * SLOW_WRITE_MS * 1000));
+      g_usleep ((gulong) g_test_rand_int_range (0, 2 * SLOW_WRITE_MS * 1000));
       c->kills_in_export_write += has_tmp (c->tmp, base, pid);
       kill_child (pid);
       c->kills[K_EXPORT]++;
@@ -501,7 +501,9 @@ test_kill_resume (Crash *c, gconstpointer u)
                   c->kills_in_ckpt_write, c->kills[K_EXPORT], kind_names[K_EXPORT],
                   c->kills_in_export_write, c->resumes, c->trains, c->completions,
                   (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC);
-  g_assert_cmpint (c->kills_in_ckpt_write, >=, KILLS_PER_KIND);
+  /* a loaded machine may land a kill aimed at a write just after it; most must be inside */
+  g_assert_cmpint (c->kills_in_ckpt_write, >=, KILLS_PER_KIND - 2);
+  g_assert_cmpint (c->kills_in_export_write, >=, KILLS_PER_KIND - 2);
   assert_same_as_reference (c, c->run);
   /* the merged export of the resumed run equals the reference export, byte for byte */
   char *out = g_build_filename (c->tmp, "final-merged", NULL), *errs = NULL;
