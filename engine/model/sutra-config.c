@@ -31,7 +31,9 @@ rd_int (Reader *r, const char *key, int64_t def, int64_t lo, int64_t hi)
     r->st = sutra_error_set (r->err, SUTRA_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]",
                              r->where, key, (long long) v, (long long) lo, (long long) hi);
   }
-  return (int) v;
+  /* after an error, a value in range: later defaults are computed from it (4 * hidden_size)
+   * before the error stops the parse (fuzz: a huge hidden_size overflowed the int) */
+  return r->st ? (int) lo : (int) v;
 }
 
 static double
