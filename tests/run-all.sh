@@ -2,9 +2,10 @@
 # Builds everything and runs every test, from a fresh Debian 12 machine:
 #   1. installs missing Debian packages (packaging/install-deps.sh),
 #   2. Release build with the studio; all tests (GUI tests under Xvfb + a private D-Bus),
-#   3. ASan+UBSan build; the engine tests again (slow ones excluded),
-#   4. TSan build; the threaded tests (trainer, pool, generation, downloader).
-# Any failure or sanitizer report fails the run. Options:
+#   3. ASan+UBSan build; the engine tests again (slow ones excluded; CLI children sanitized too),
+#   4. TSan build; the threaded tests (label `thread`: pool, trainer controls, trainer, downloader,
+#      tokenizer threads, generation) and tsan-canary (a deliberate race TSan must report).
+# Any failure or sanitizer report fails the run (docs/reliability.md). Options:
 #   --quick     only step 2 (what a developer runs between commits)
 #   -j N        parallel build jobs (default: number of cores)
 set -euo pipefail
@@ -38,8 +39,15 @@ gui_run() {
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" "$@"
 }
 
-step() { echo; echo "=== $* ==="; }
 t0=$(date +%s)
+ts=$t0
+step() {
+  local now
+  now=$(date +%s)
+  ((now > t0)) && echo "(previous step: $((now - ts)) s)"
+  ts=$now
+  echo; echo "=== $* ==="
+}
 
 step "Release build (engine, CLI, studio, tests)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSUTRA_BUILD_UI=ON >/dev/null
