@@ -326,7 +326,7 @@ kernel_case (const Fmt *f, int R, int C, bool in_scale, guint32 seed)
     for (int c = 0; c < C; c++)
       s[c] = 0.5f + (float) (c % 5) * 0.3f;
     SutraError err;
-    test_assert_ok (sutra_awq_quantize (w, R, C, s, true, &p, &q, &err), &err);
+    test_assert_ok (sutra_awq_quantize (w, R, C, s, true, NULL, &p, &q, &err), &err);
     g_assert_true (sutra_qweight_has_in_scale (q));
     g_free (s);
   } else {
@@ -337,7 +337,7 @@ kernel_case (const Fmt *f, int R, int C, bool in_scale, guint32 seed)
     for (int r = 0; r < R; r++)
       ref[r] = y[r] = (float) r * 0.25f;
     sutra_qweight_matvec_naive (q, x, ref, acc);
-    for (int k = SUTRA_QKERNEL_SCALAR; k <= SUTRA_QKERNEL_AVX2; k++) {
+    for (int k = SUTRA_QKERNEL_SCALAR; k <= SUTRA_QKERNEL_AVX512; k++) {
       SutraQuantKernel got = sutra_quant_set_kernel ((SutraQuantKernel) k);
       for (int threads = 1; threads <= 2; threads++) {
         sutra_set_threads (threads);
@@ -366,8 +366,9 @@ kernel_case (const Fmt *f, int R, int C, bool in_scale, guint32 seed)
 static void
 test_matvec_bit_exact (void)
 {
-  if (sutra_quant_set_kernel (SUTRA_QKERNEL_AVX2) != SUTRA_QKERNEL_AVX2)
-    g_test_message ("no AVX2/FMA on this CPU: only the scalar path is compared");
+  SutraQuantKernel best = sutra_quant_set_kernel (SUTRA_QKERNEL_AUTO);
+  g_test_message ("best kernel on this CPU: %s (paths it lacks run as the next one down)",
+                  sutra_quant_kernel_name (best));
   for (size_t f = 0; f < N_FMTS; f++)
     for (size_t s = 0; s < G_N_ELEMENTS (shapes); s++)
       kernel_case (&fmts[f], shapes[s][0], shapes[s][1], false, (guint32) (f * 100 + s));
@@ -391,9 +392,11 @@ test_dequant_paths (void)
     SutraQWeight *q = quantize (w, R, C, &p);
     sutra_quant_set_kernel (SUTRA_QKERNEL_SCALAR);
     sutra_qweight_dequant_rows (q, 0, R, a);
-    sutra_quant_set_kernel (SUTRA_QKERNEL_AVX2);
-    sutra_qweight_dequant_rows (q, 0, R, b);
-    g_assert_cmpmem (a, sizeof (float) * R * C, b, sizeof (float) * R * C);
+    for (int k = SUTRA_QKERNEL_AVX2; k <= SUTRA_QKERNEL_AVX512; k++) {
+      sutra_quant_set_kernel ((SutraQuantKernel) k);
+      sutra_qweight_dequant_rows (q, 0, R, b);
+      g_assert_cmpmem (a, sizeof (float) * R * C, b, sizeof (float) * R * C);
+    }
     sutra_qweight_free (q);
   }
   sutra_quant_set_kernel (SUTRA_QKERNEL_AUTO);
@@ -528,7 +531,7 @@ test_awq_beats_rtn (void)
     SutraAwqResult res;
     test_assert_ok (sutra_awq_search (ws, rows, 1, C, &st, &p, NULL, s, &res, &err), &err);
     SutraQWeight *aq = NULL, *rtn;
-    test_assert_ok (sutra_awq_quantize (w, R, C, s, true, &p, &aq, &err), &err);
+    test_assert_ok (sutra_awq_quantize (w, R, C, s, true, NULL, &p, &aq, &err), &err);
     SutraQuantParams pr = p;
     pr.method = SUTRA_QMETHOD_RTN;
     rtn = quantize (w, R, C, &pr);

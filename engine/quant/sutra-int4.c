@@ -176,49 +176,37 @@ sub_values (const uint8_t *b, __m128i zv, __m256 w[4])
   w[3] = _mm256_cvtepi32_ps (_mm256_cvtepi8_epi32 (_mm_srli_si128 (hi, 8)));
 }
 
-AVX2 static inline __attribute__ ((always_inline)) void
-int4_rows_avx2 (const SutraQWeight *q, const float *xp, float *y, int r, const int NR, bool accum)
-{
-  int G = q->group, subs = G / SUTRA_Q4_SUB;
-  __m256 acc[4] = { _mm256_setzero_ps (), _mm256_setzero_ps (), _mm256_setzero_ps (),
-                    _mm256_setzero_ps () };
-  for (int g = 0; g < q->ngroups; g++) {
-    const float *x = xp + (size_t) g * G;
-    __m256 p[4] = { _mm256_setzero_ps (), _mm256_setzero_ps (), _mm256_setzero_ps (),
-                    _mm256_setzero_ps () };   /* overwritten by the first product */
-    __m128i zv[4];
-    for (int k = 0; k < NR; k++)
-      zv[k] = _mm_set1_epi8 ((char) q->zeros[(size_t) (r + k) * q->ngroups + g]);
-    for (int s = 0; s < subs; s++) {
-      __m256 wv[4][4];
-      for (int k = 0; k < NR; k++)
-        sub_values (q->qs + (size_t) (r + k) * q->row_bytes + (size_t) g * G / 2 + s * 16, zv[k],
-                    wv[k]);
-      for (int c = 0; c < 4; c++) {
-        __m256 xv = _mm256_loadu_ps (x + 32 * s + 8 * c);
-        for (int k = 0; k < NR; k++)
-          p[k] = s == 0 && c == 0 ? _mm256_mul_ps (wv[k][c], xv)
-                                  : _mm256_fmadd_ps (wv[k][c], xv, p[k]);
-      }
-    }
-    for (int k = 0; k < NR; k++)
-      acc[k] = _mm256_fmadd_ps (_mm256_set1_ps (q->scales[(size_t) (r + k) * q->ngroups + g]),
-                                p[k], acc[k]);
-  }
-  for (int k = 0; k < NR; k++) {
-    float v = hsum_avx (acc[k]);
-    y[r + k] = accum ? y[r + k] + v : v;
-  }
-}
-
 AVX2 static void
 int4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
-  int r = r0;
-  for (; r + 4 <= r1; r += 4)
-    int4_rows_avx2 (q, xp, y, r, 4, accum);
-  for (; r < r1; r++)
-    int4_rows_avx2 (q, xp, y, r, 1, accum);
+  int G = q->group, subs = G / SUTRA_Q4_SUB;
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    const float *sc = q->scales + (size_t) r * q->ngroups;
+    const uint8_t *zr = q->zeros + (size_t) r * q->ngroups;
+    __m256 acc = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const uint8_t *b = row + (size_t) g * G / 2;
+      const float *x = xp + (size_t) g * G;
+      __m128i zv = _mm_set1_epi8 ((char) zr[g]);
+      __m256 w[4];
+      sub_values (b, zv, w);
+      __m256 p = _mm256_mul_ps (w[0], _mm256_loadu_ps (x));
+      p = _mm256_fmadd_ps (w[1], _mm256_loadu_ps (x + 8), p);
+      p = _mm256_fmadd_ps (w[2], _mm256_loadu_ps (x + 16), p);
+      p = _mm256_fmadd_ps (w[3], _mm256_loadu_ps (x + 24), p);
+      for (int s = 1; s < subs; s++) {
+        sub_values (b + 16 * s, zv, w);
+        p = _mm256_fmadd_ps (w[0], _mm256_loadu_ps (x + 32 * s), p);
+        p = _mm256_fmadd_ps (w[1], _mm256_loadu_ps (x + 32 * s + 8), p);
+        p = _mm256_fmadd_ps (w[2], _mm256_loadu_ps (x + 32 * s + 16), p);
+        p = _mm256_fmadd_ps (w[3], _mm256_loadu_ps (x + 32 * s + 24), p);
+      }
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sc[g]), p, acc);
+    }
+    float v = hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
+  }
 }
 
 AVX2 static void
@@ -241,11 +229,14 @@ int4_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
 }
 #endif
 
-const SqKernels sutra_int4_kernels[2] = {
+/* [2] (AVX-512VL) is the AVX2 kernel: nothing in this format gains from it at 8 lanes */
+const SqKernels sutra_int4_kernels[3] = {
   { int4_matvec_scalar, int4_dequant_scalar },
 #if defined(__x86_64__)
   { int4_matvec_avx2, int4_dequant_avx2 },
+  { int4_matvec_avx2, int4_dequant_avx2 },
 #else
+  { NULL, NULL },
   { NULL, NULL },
 #endif
 };

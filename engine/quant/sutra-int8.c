@@ -142,43 +142,26 @@ codes8 (const int8_t *c)
   return _mm256_cvtepi32_ps (_mm256_cvtepi8_epi32 (_mm_loadl_epi64 ((const __m128i *) c)));
 }
 
-AVX2 static inline __attribute__ ((always_inline)) void
-int8_rows_avx2 (const SutraQWeight *q, const float *xp, float *y, int r, const int NR, bool accum)
-{
-  size_t n = sq_padded_cols (q);
-  int8_t pad[4][SUTRA_INT8_CHUNKS];
-  __m256 acc[4] = { _mm256_setzero_ps (), _mm256_setzero_ps (), _mm256_setzero_ps (),
-                    _mm256_setzero_ps () };
-  for (size_t b = 0; b < n; b += SUTRA_INT8_CHUNKS) {
-    const int8_t *c[4];
-    for (int k = 0; k < NR; k++)
-      c[k] = block_codes (q, r + k, b, pad[k]);
-    __m256 p[4];
-    __m256 xv = _mm256_loadu_ps (xp + b);
-    for (int k = 0; k < NR; k++)
-      p[k] = _mm256_mul_ps (codes8 (c[k]), xv);
-    for (int j = 1; j < 4; j++) {
-      xv = _mm256_loadu_ps (xp + b + 8 * j);
-      for (int k = 0; k < NR; k++)
-        p[k] = _mm256_fmadd_ps (codes8 (c[k] + 8 * j), xv, p[k]);
-    }
-    for (int k = 0; k < NR; k++)
-      acc[k] = _mm256_add_ps (acc[k], p[k]);
-  }
-  for (int k = 0; k < NR; k++) {
-    float v = q->scales[r + k] * hsum_avx (acc[k]);
-    y[r + k] = accum ? y[r + k] + v : v;
-  }
-}
-
 AVX2 static void
 int8_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
-  int r = r0;
-  for (; r + 4 <= r1; r += 4)
-    int8_rows_avx2 (q, xp, y, r, 4, accum);
-  for (; r < r1; r++)
-    int8_rows_avx2 (q, xp, y, r, 1, accum);
+  size_t full = (size_t) q->cols / SUTRA_INT8_CHUNKS * SUTRA_INT8_CHUNKS, n = sq_padded_cols (q);
+  int8_t pad[SUTRA_INT8_CHUNKS];
+  for (int r = r0; r < r1; r++) {
+    const int8_t *row = (const int8_t *) q->qs + (size_t) r * q->cols;
+    __m256 acc = _mm256_setzero_ps ();
+    for (size_t b = 0; b < n; b += SUTRA_INT8_CHUNKS) {
+      const int8_t *c = b < full ? row + b : block_codes (q, r, b, pad);
+      const float *x = xp + b;
+      __m256 p = _mm256_mul_ps (codes8 (c), _mm256_loadu_ps (x));
+      p = _mm256_fmadd_ps (codes8 (c + 8), _mm256_loadu_ps (x + 8), p);
+      p = _mm256_fmadd_ps (codes8 (c + 16), _mm256_loadu_ps (x + 16), p);
+      p = _mm256_fmadd_ps (codes8 (c + 24), _mm256_loadu_ps (x + 24), p);
+      acc = _mm256_add_ps (acc, p);
+    }
+    float v = q->scales[r] * hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
+  }
 }
 
 AVX2 static void
@@ -194,11 +177,14 @@ int8_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
 }
 #endif
 
-const SqKernels sutra_int8_kernels[2] = {
+/* [2] (AVX-512VL) is the AVX2 kernel: nothing in this format gains from it at 8 lanes */
+const SqKernels sutra_int8_kernels[3] = {
   { int8_matvec_scalar, int8_dequant_scalar },
 #if defined(__x86_64__)
   { int8_matvec_avx2, int8_dequant_avx2 },
+  { int8_matvec_avx2, int8_dequant_avx2 },
 #else
+  { NULL, NULL },
   { NULL, NULL },
 #endif
 };

@@ -252,46 +252,48 @@ sub_indices (const uint8_t *b, __m256i idx[4])
   idx[3] = _mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8));
 }
 
-/* NR rows from r at once (sharing the x loads); each row keeps its own sums */
+/* p = sum over the four chunks of sub-block b (x: its 32 inputs), continuing p unless first */
+AVX2 static inline __attribute__ ((always_inline)) __m256
+nf4_sub_dot (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
+{
+  const __m128i m4 = _mm_set1_epi8 (15);
+  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
+  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
+  __m256 w0 = nf4_lut (_mm256_cvtepu8_epi32 (lo), tlo, thi);
+  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (hi), tlo, thi), _mm256_loadu_ps (x + 16), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 24), p);
+  return p;
+}
+
+/* One row at a time: the blocks' partial sums are independent chains that the out-of-order
+ * core overlaps; only acc carries from block to block. */
 AVX2 static inline __attribute__ ((always_inline)) void
-nf4_rows_avx2 (const SutraQWeight *q, const float *xp, float *y, int r, const int NR, bool accum)
+nf4_matvec_body (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
   const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  __m256 acc[4] = { _mm256_setzero_ps (), _mm256_setzero_ps (), _mm256_setzero_ps (),
-                    _mm256_setzero_ps () };
-  for (int g = 0; g < q->ngroups; g++) {
-    const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-    __m256 p[4] = { _mm256_setzero_ps (), _mm256_setzero_ps (), _mm256_setzero_ps (),
-                    _mm256_setzero_ps () };   /* overwritten by the first product */
-    for (int s = 0; s < 2; s++) {
-      __m256i idx[4][4];
-      for (int k = 0; k < NR; k++)
-        sub_indices (q->qs + (size_t) (r + k) * q->row_bytes + (size_t) g * 32 + s * 16, idx[k]);
-      for (int c = 0; c < 4; c++) {
-        __m256 xv = _mm256_loadu_ps (x + 32 * s + 8 * c);
-        for (int k = 0; k < NR; k++) {
-          __m256 wv = nf4_lut (idx[k][c], tlo, thi);
-          p[k] = s == 0 && c == 0 ? _mm256_mul_ps (wv, xv) : _mm256_fmadd_ps (wv, xv, p[k]);
-        }
-      }
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    __m256 acc = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const uint8_t *b = row + (size_t) g * 32;
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 p = nf4_sub_dot (b, x, _mm256_setzero_ps (), true, tlo, thi);
+      p = nf4_sub_dot (b + 16, x + 32, p, false, tlo, thi);
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
     }
-    for (int k = 0; k < NR; k++)
-      acc[k] = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + k, g)), p[k], acc[k]);
-  }
-  for (int k = 0; k < NR; k++) {
-    float v = hsum_avx (acc[k]);
-    y[r + k] = accum ? y[r + k] + v : v;
+    float v = hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
   }
 }
 
 AVX2 static void
 nf4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
-  int r = r0;
-  for (; r + 4 <= r1; r += 4)
-    nf4_rows_avx2 (q, xp, y, r, 4, accum);
-  for (; r < r1; r++)
-    nf4_rows_avx2 (q, xp, y, r, 1, accum);
+  nf4_matvec_body (q, xp, y, r0, r1, accum);
 }
 
 AVX2 static void
@@ -313,13 +315,82 @@ nf4_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
   if (c < c1)                   /* the partial tail of the row */
     nf4_dequant_scalar (q, r, c, c1, dst + (c - c0));
 }
+
+/* AVX-512VL: the same kernel with the lookup done by one two-table permute (vpermt2ps on
+ * 8 lanes), same lanes, same order, same results. */
+#define AVX512 __attribute__ ((target ("avx2,fma,avx512f,avx512vl")))
+
+AVX512 static inline __m256
+nf4_lut512 (__m256i idx, __m256 tlo, __m256 thi)
+{
+  return _mm256_permutex2var_ps (tlo, idx, thi);
+}
+
+AVX512 static inline __attribute__ ((always_inline)) __m256
+nf4_sub_dot512 (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
+{
+  const __m128i m4 = _mm_set1_epi8 (15);
+  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
+  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
+  __m256 w0 = nf4_lut512 (_mm256_cvtepu8_epi32 (lo), tlo, thi);
+  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (hi), tlo, thi), _mm256_loadu_ps (x + 16),
+                       p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 24), p);
+  return p;
+}
+
+AVX512 static void
+nf4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
+{
+  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
+  for (int r = r0; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    __m256 acc = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const uint8_t *b = row + (size_t) g * 32;
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 p = nf4_sub_dot512 (b, x, _mm256_setzero_ps (), true, tlo, thi);
+      p = nf4_sub_dot512 (b + 16, x + 32, p, false, tlo, thi);
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
+    }
+    float v = hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
+  }
+}
+
+AVX512 static void
+nf4_dequant_avx512 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
+{
+  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
+  const __m128i m4 = _mm_set1_epi8 (15);
+  const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+  int c = c0;
+  while (c + SUTRA_Q4_SUB <= c1) {
+    __m256 d = _mm256_set1_ps (sq_nf4_absmax (q, r, c / SUTRA_NF4_GROUP));
+    __m128i raw = _mm_loadu_si128 ((const __m128i *) (row + (size_t) c / 2));
+    __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
+    __m128i parts[4] = { lo, _mm_srli_si128 (lo, 8), hi, _mm_srli_si128 (hi, 8) };
+    for (int k = 0; k < 4; k++)
+      _mm256_storeu_ps (dst + (c - c0) + 8 * k,
+                        _mm256_mul_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (parts[k]), tlo, thi), d));
+    c += SUTRA_Q4_SUB;
+  }
+  if (c < c1)
+    nf4_dequant_scalar (q, r, c, c1, dst + (c - c0));
+}
 #endif
 
-const SqKernels sutra_nf4_kernels[2] = {
+const SqKernels sutra_nf4_kernels[3] = {
   { nf4_matvec_scalar, nf4_dequant_scalar },
 #if defined(__x86_64__)
   { nf4_matvec_avx2, nf4_dequant_avx2 },
+  { nf4_matvec_avx512, nf4_dequant_avx512 },
 #else
+  { NULL, NULL },
   { NULL, NULL },
 #endif
 };

@@ -381,9 +381,77 @@ out:
   return status;
 }
 
+#define CLIP_STEPS 10      /* llm-awq auto_clip: max_shrink 0.5 over a grid of 20 */
+
+/* Clips ws [rows, cols] (= W diag s) group by group to the range with the least output error
+ * on the scaled inputs: for group g, H' = diag(1/s) H_gg diag(1/s); every row's CLIP_STEPS
+ * candidates d = ws_g - Q(clamp(ws_g, +-m)) go through one sgemm D H' per group. */
+static SutraStatus
+awq_clip (float *ws, int rows, int cols, int G, const float *s, const SutraQStats *st,
+          SutraError *err)
+{
+  size_t nd = (size_t) rows * CLIP_STEPS * G;
+  float *D = sutra_try_alloc (sizeof (float) * nd * 2, "awq clipping", err);
+  float *Hg = sutra_try_alloc (sizeof (float) * (size_t) G * G, "awq clipping", err);
+  if (!D || !Hg) {
+    sutra_aligned_free (D);
+    sutra_aligned_free (Hg);
+    return SUTRA_ERR_NOMEM;
+  }
+  float *DH = D + nd, tmp[128];
+  for (int g0 = 0; g0 < cols; g0 += G) {
+    int n = cols - g0 < G ? cols - g0 : G;
+    for (int a = 0; a < n; a++)
+      for (int b = 0; b < n; b++)
+        Hg[a * n + b] = st->H[(size_t) (g0 + a) * cols + g0 + b] / (s[g0 + a] * s[g0 + b]);
+    for (int r = 0; r < rows; r++) {
+      const float *x = ws + (size_t) r * cols + g0;
+      float amax = 0.f;
+      for (int i = 0; i < n; i++)
+        amax = fmaxf (amax, fabsf (x[i]));
+      for (int k = 0; k < CLIP_STEPS; k++) {
+        float mv = amax * (1.f - (float) k / 20.f), sc;
+        int z;
+        for (int i = 0; i < n; i++)
+          tmp[i] = fminf (fmaxf (x[i], -mv), mv);
+        sutra_int4_group_params (tmp, n, &sc, &z);
+        float *d = D + ((size_t) r * CLIP_STEPS + k) * n;
+        for (int i = 0; i < n; i++)
+          d[i] = x[i] - (float) (sutra_int4_code (tmp[i], sc, z) - z) * sc;
+      }
+    }
+    /* DH [rows * steps, n] = D H'; error = row . row */
+    sutra_sgemm (false, false, rows * CLIP_STEPS, n, n, 1.f, D, n, Hg, n, 0.f, DH, n);
+    for (int r = 0; r < rows; r++) {
+      double best = INFINITY;
+      int bk = 0;
+      for (int k = 0; k < CLIP_STEPS; k++) {
+        const float *d = D + ((size_t) r * CLIP_STEPS + k) * n, *dh = DH + ((size_t) r * CLIP_STEPS + k) * n;
+        double e = 0;
+        for (int i = 0; i < n; i++)
+          e += (double) d[i] * dh[i];
+        if (e < best) {
+          best = e;
+          bk = k;
+        }
+      }
+      float *x = ws + (size_t) r * cols + g0, amax = 0.f;
+      for (int i = 0; i < n; i++)
+        amax = fmaxf (amax, fabsf (x[i]));
+      float mv = amax * (1.f - (float) bk / 20.f);
+      for (int i = 0; i < n; i++)
+        x[i] = fminf (fmaxf (x[i], -mv), mv);
+    }
+  }
+  sutra_aligned_free (D);
+  sutra_aligned_free (Hg);
+  return SUTRA_OK;
+}
+
 SutraStatus
 sutra_awq_quantize (const float *w, int rows, int cols, const float *s, bool keep_in_scale,
-                    const SutraQuantParams *p, SutraQWeight **out, SutraError *err)
+                    const SutraQStats *clip, const SutraQuantParams *p, SutraQWeight **out,
+                    SutraError *err)
 {
   SutraQuantParams qp = *p;
   qp.method = SUTRA_QMETHOD_AWQ;
@@ -394,7 +462,11 @@ sutra_awq_quantize (const float *w, int rows, int cols, const float *s, bool kee
     for (int c = 0; c < cols; c++)
       ws[(size_t) r * cols + c] = w[(size_t) r * cols + c] * s[c];
   SutraQWeight *q;
-  SutraStatus st = sutra_qweight_alloc (&qp, rows, cols, keep_in_scale, &q, err);
+  SutraStatus st = SUTRA_OK;
+  if (clip && clip->H && clip->in == cols)
+    st = awq_clip (ws, rows, cols, p->group_size ? p->group_size : 64, s, clip, err);
+  if (!st)
+    st = sutra_qweight_alloc (&qp, rows, cols, keep_in_scale, &q, err);
   if (!st) {
     sutra_int4_quantize_rows (q, ws);
     if (keep_in_scale)

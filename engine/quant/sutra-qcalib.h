@@ -12,7 +12,8 @@
  *                minimise the output error of the matrices sharing the input; the error of each
  *                candidate, sum ||(W - Q(W diag s) diag s^-1) x||^2, is computed exactly from H
  *                as sum_r d_r^T H d_r. alpha = 0 is plain round-to-nearest, so the search never
- *                does worse than RTN on the calibration data.
+ *                does worse than RTN on the calibration data. Then llm-awq's clipping search
+ *                (auto_clip) on the scaled weights, also through H.
  * Both produce the INT4 layout of sutra-quant.h (method recorded). */
 #pragma once
 #include <stdatomic.h>
@@ -66,9 +67,12 @@ SutraStatus sutra_awq_search (const float *const *w, const int *rows, int n, int
                               SutraError *err);
 /* INT4 round-to-nearest of W diag(s) (method AWQ). keep_in_scale: store in_scale = 1 / s so
  * the weight computes W x by itself (the scale could not be folded into the layer feeding x);
- * otherwise the caller has divided that layer's output by s. */
+ * otherwise the caller has divided that layer's output by s. clip (may be NULL): statistics of
+ * x for llm-awq's weight clipping search: per row and group, the range [-m, m] with
+ * m = max|w| (1 - i/20), i = 0..9, that minimises the group's output error d^T H_gg d on the
+ * scaled inputs x / s. */
 SutraStatus sutra_awq_quantize (const float *w, int rows, int cols, const float *s,
-                                bool keep_in_scale, const SutraQuantParams *p, SutraQWeight **out,
-                                SutraError *err);
+                                bool keep_in_scale, const SutraQStats *clip,
+                                const SutraQuantParams *p, SutraQWeight **out, SutraError *err);
 /* sum_r d_r^T H d_r for D = W - dequant(Q): the output error of q on the calibration inputs. */
 double      sutra_qstats_output_error (const SutraQStats *s, const float *w, const SutraQWeight *q);

@@ -38,22 +38,28 @@
 
 static atomic_int active_kernel = -1;   /* SutraQuantKernel, -1 = not chosen yet */
 
-static bool
-cpu_avx2 (void)
+static SutraQuantKernel
+best_available (void)
 {
 #if defined(__x86_64__)
-  return sutra_cpu_has_avx2_fma ();
+  if (!sutra_cpu_has_avx2_fma ())
+    return SUTRA_QKERNEL_SCALAR;
+  __builtin_cpu_init ();
+  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512vl"))
+    return SUTRA_QKERNEL_AVX512;
+  return SUTRA_QKERNEL_AVX2;
 #else
-  return false;
+  return SUTRA_QKERNEL_SCALAR;
 #endif
 }
 
 static SutraQuantKernel
 resolve (SutraQuantKernel k)
 {
-  if (k == SUTRA_QKERNEL_SCALAR)
-    return SUTRA_QKERNEL_SCALAR;
-  return cpu_avx2 () ? SUTRA_QKERNEL_AVX2 : SUTRA_QKERNEL_SCALAR;
+  SutraQuantKernel best = best_available ();
+  if (k == SUTRA_QKERNEL_AUTO || k > best)
+    return best;
+  return k;
 }
 
 SutraQuantKernel
@@ -76,6 +82,8 @@ sutra_quant_get_kernel (void)
     want = SUTRA_QKERNEL_SCALAR;
   else if (env && !strcmp (env, "avx2"))
     want = SUTRA_QKERNEL_AVX2;
+  else if (env && !strcmp (env, "avx512"))
+    want = SUTRA_QKERNEL_AVX512;
   return sutra_quant_set_kernel (want);
 }
 
@@ -85,6 +93,7 @@ sutra_quant_kernel_name (SutraQuantKernel k)
   switch (k) {
   case SUTRA_QKERNEL_SCALAR: return "scalar";
   case SUTRA_QKERNEL_AVX2: return "avx2";
+  case SUTRA_QKERNEL_AVX512: return "avx512";
   default: return "auto";
   }
 }
@@ -98,13 +107,13 @@ kernels_variant (const SutraQWeight *q, int v)
   case SUTRA_QUANT_INT4: k = &sutra_int4_kernels[v]; break;
   default: k = &sutra_int8_kernels[v]; break;
   }
-  return k->matvec ? k : k - v;   /* no AVX2 build: the scalar entry */
+  return k->matvec ? k : k - v;   /* not built for x86-64: the scalar entry */
 }
 
 static const SqKernels *
 kernels_for (const SutraQWeight *q)
 {
-  return kernels_variant (q, sutra_quant_get_kernel () == SUTRA_QKERNEL_AVX2 ? 1 : 0);
+  return kernels_variant (q, (int) sutra_quant_get_kernel () - (int) SUTRA_QKERNEL_SCALAR);
 }
 
 /* dst [c1 - c0] = row r, columns [c0, c1), times in_scale when the weight has one */

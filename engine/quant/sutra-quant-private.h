@@ -141,8 +141,8 @@ typedef struct {
   SqDequantFn dequant;
 } SqKernels;
 
-/* [type][0 = scalar, 1 = avx2]; AVX2 entries are NULL when not compiled for x86-64. */
-extern const SqKernels sutra_nf4_kernels[2], sutra_int4_kernels[2], sutra_int8_kernels[2];
+/* [0 = scalar, 1 = avx2, 2 = avx2 + avx512vl]; NULL when not compiled for x86-64. */
+extern const SqKernels sutra_nf4_kernels[3], sutra_int4_kernels[3], sutra_int8_kernels[3];
 /* The reference row kernels the _naive twins use (per format). */
 float sutra_nf4_row_dot_naive  (const SutraQWeight *q, int r, const float *xp);
 float sutra_int4_row_dot_naive (const SutraQWeight *q, int r, const float *xp);

@@ -81,13 +81,17 @@ void sutra_qweight_matmul_t       (const SutraQWeight *q, const float *dout, flo
 void sutra_qweight_matmul_t_naive (const SutraQWeight *q, const float *dout, float *din, int N);
 
 /* ---- kernel selection ----
- * AUTO picks AVX2/FMA when the CPU has it. The environment variable SUTRA_QUANT_KERNEL
- * (scalar | avx2 | auto), read once, sets the initial choice. */
-typedef enum { SUTRA_QKERNEL_AUTO = 0, SUTRA_QKERNEL_SCALAR, SUTRA_QKERNEL_AVX2 } SutraQuantKernel;
-/* Returns the kernel now in effect (AVX2 asked for on a CPU without it gives SCALAR). Not
- * while another thread is inside a kernel. */
+ * AUTO picks the best the CPU has: AVX512 (the AVX2 kernels with AVX-512VL's two-table
+ * permute for the NF4 code book lookup), AVX2/FMA, or scalar. All give identical results.
+ * The environment variable SUTRA_QUANT_KERNEL (scalar | avx2 | avx512 | auto), read once,
+ * sets the initial choice. */
+typedef enum {
+  SUTRA_QKERNEL_AUTO = 0, SUTRA_QKERNEL_SCALAR, SUTRA_QKERNEL_AVX2, SUTRA_QKERNEL_AVX512
+} SutraQuantKernel;
+/* Returns the kernel now in effect (one the CPU lacks falls back to the best it has below
+ * it). Not while another thread is inside a kernel. */
 SutraQuantKernel sutra_quant_set_kernel (SutraQuantKernel k);
-SutraQuantKernel sutra_quant_get_kernel (void);              /* SCALAR or AVX2 */
+SutraQuantKernel sutra_quant_get_kernel (void);              /* never AUTO */
 const char      *sutra_quant_kernel_name (SutraQuantKernel k);
 
 /* ---- serialisation: a weight as named parts (engine/model/sutra-qfile.c stores each part as
