@@ -172,7 +172,7 @@ test_nibble_layout (void)
     g_assert_cmpint (b[j], ==, want[j] | want[j + 16] << 4);
   g_assert_cmpfloat (((const float *) parts[1].data)[0], ==, 0.5f);
   g_assert_cmpint (((const uint8_t *) parts[2].data)[0], ==, 4);
-  float d[32];
+  float d[64];
   sutra_qweight_dequant_rows (q, 0, 1, d);
   for (int i = 0; i < 32; i++)
     g_assert_cmpfloat (d[i], ==, w[i]);       /* on-grid values come back exactly */

@@ -200,6 +200,46 @@ test_awq_gptq_beat_rtn (void)
   }
 }
 
+/* AWQ without folding: every scale stays in the weights (the path architectures without a
+ * fold table take); still better than RTN, and its input scales survive the file. */
+static float *logits_of (SutraModel *m, const int *ids, int T);
+
+static void
+test_awq_explicit (void)
+{
+  const char *dir = ensure_data ();
+  if (!dir)
+    return;
+  SutraQuantizeOptions o = options_for (SUTRA_QUANT_INT4, SUTRA_QMETHOD_AWQ, 32, false);
+  o.awq_no_fold = true;
+  SutraQuantizeSummary sum;
+  SutraQuantCompare c = quantize_and_compare (dir, &o, &sum);
+  SutraQuantizeOptions r = options_for (SUTRA_QUANT_INT4, SUTRA_QMETHOD_RTN, 32, false);
+  SutraQuantCompare cr = quantize_and_compare (dir, &r, NULL);
+  g_test_message ("awq explicit scales g32: KL %.5f (rtn %.5f)", c.kl_mean, cr.kl_mean);
+  g_assert_cmpint (sum.n_awq_explicit, ==, 14);
+  g_assert_cmpint (sum.n_awq_folded, ==, 0);
+  g_assert_cmpfloat (c.kl_mean, <, cr.kl_mean);
+  SutraModel *m, *back;
+  SutraError err;
+  test_assert_ok (sutra_model_load (dir, &m, &err), &err);
+  char *out = g_build_filename (test_tmpdir (), "explicit", NULL);
+  SutraQuantReport rep;
+  test_assert_ok (sutra_quantize_to_folder (m, out, false, &o, NULL, 0, 0, &rep, &err), &err);
+  test_assert_ok (sutra_model_load (out, &back, &err), &err);
+  int with_scale = 0;
+  for (size_t l = 0; l < back->n_linears; l++)
+    with_scale += back->linears[l]->qw && sutra_qweight_has_in_scale (back->linears[l]->qw);
+  g_assert_cmpint (with_scale, ==, 14);
+  float *a = logits_of (m, data.held, 64), *b = logits_of (back, data.held, 64);
+  g_assert_cmpmem (a, sizeof (float) * 64 * 512, b, sizeof (float) * 64 * 512);
+  g_free (a);
+  g_free (b);
+  g_free (out);
+  sutra_model_free (back);
+  sutra_model_free (m);
+}
+
 /* ---- files ---- */
 
 static float *
@@ -668,6 +708,7 @@ main (int argc, char **argv)
   sutra_set_threads (1);
   g_test_add_func ("/engine/quantize/methods-close", test_methods_close);
   g_test_add_func ("/engine/quantize/awq-gptq-beat-rtn", test_awq_gptq_beat_rtn);
+  g_test_add_func ("/engine/quantize/awq-explicit", test_awq_explicit);
   g_test_add_func ("/engine/quantize/folder-roundtrip", test_folder_roundtrip);
   g_test_add_func ("/engine/quantize/corrupt-files", test_corrupt_files);
   g_test_add_func ("/engine/quantize/cancel", test_cancel);

@@ -583,6 +583,8 @@ awq_window (Job *j, int i0, int i1, SutraError *err)
   SutraModel *m = j->m;
   int nf;
   const SutraAwqFold *folds = sutra_awq_folds (m->cfg.arch, &nf);
+  if (j->o->awq_no_fold)
+    nf = 0;
   /* layers present in the window */
   FoldPlan *plans = NULL;
   int np = 0;
@@ -636,7 +638,9 @@ awq_window (Job *j, int i0, int i1, SutraError *err)
       group[k]->awq_done = true;
       if (it->stats >= 0) {
         j->sum->n_awq_explicit++;
-        note (j->sum, "awq: %s keeps explicit input scales (no fold available)", group[k]->l->name);
+        if (!j->o->awq_no_fold)
+          note (j->sum, "awq: %s keeps explicit input scales (no fold available)",
+                group[k]->l->name);
       }
     }
     free (s);

@@ -55,6 +55,7 @@ typedef struct {
   bool gptq_one_pass;       /* GPTQ statistics of all layers from the float model at once */
   float gptq_damp;          /* 0: 0.01 */
   int awq_grid;             /* 0: 20 */
+  bool awq_no_fold;         /* keep every AWQ scale in the weights (ignore the fold table) */
   size_t stats_budget;      /* bytes of statistics per calibration pass (0: 1 GiB) */
   SutraQuantizeProgressFunc progress;
   void *user_data;
