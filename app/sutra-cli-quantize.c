@@ -1,10 +1,13 @@
 /* sutra-cli-quantize.c: `sutra quantize MODEL --method nf4|int4|awq|gptq|int8 --out DIR`.
  * The work and the report are the engine's (sutra_quantize_to_folder); this file parses the
- * options, reads token ids, shows progress on a terminal and prints the report. */
+ * options, turns the calibration and evaluation files into token ids (text through the
+ * model's tokenizer, or ids given directly), shows progress on a terminal and prints the
+ * report. */
 #include "sutra-cli.h"
 #include "sutra-fsutil.h"
 #include "sutra-pool.h"
 #include "sutra-quantize.h"
+#include "sutra-tokenizer.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -56,15 +59,38 @@ read_ids_file (const char *path, int **ids, int *n)
   return 0;
 }
 
-/* Text through the model's tokenizer: needs engine/text/sutra-tokenizer.h, which this build
- * does not have yet. */
+/* Text through the model's own tokenizer (tokenizer.json in the model folder), with its
+ * special tokens added as the model expects (BOS first for Llama-style tokenizers). */
 static int
-read_text_ids (const char *model_dir, const char *path, const char *what)
+read_text_ids (const char *model_dir, const char *path, int **ids, int *n)
 {
-  (void) model_dir;
-  return sutra_cli_usage_error ("quantize", "--%s %s: reading text needs the tokenizer module, "
-                                "which this build does not include yet; give token ids with "
-                                "--%s-ids FILE", what, path, what);
+  SutraError err;
+  SutraTokenizer *tok;
+  if (sutra_tokenizer_load (model_dir, &tok, &err)) {
+    sutra_error_prefix (&err, "reading %s needs the model's tokenizer", path);
+    return sutra_cli_fail (&err);
+  }
+  char *text;
+  size_t len;
+  SutraEncoding enc = { 0 };
+  int rc = 0;
+  if (sutra_read_file (path, 0, &text, &len, &err)) {
+    rc = sutra_cli_fail (&err);
+  } else {
+    if (sutra_tokenizer_encode (tok, text, len, SUTRA_ENCODE_ADD_SPECIAL, &enc, &err)) {
+      sutra_error_prefix (&err, "%s", path);
+      rc = sutra_cli_fail (&err);
+    } else {
+      *ids = sutra_xmalloc (sizeof (int) * (enc.n ? enc.n : 1));
+      for (size_t i = 0; i < enc.n; i++)
+        (*ids)[i] = enc.ids[i];
+      *n = (int) enc.n;
+    }
+    free (text);
+  }
+  sutra_encoding_clear (&enc);
+  sutra_tokenizer_free (tok);
+  return rc;
 }
 
 static bool
@@ -220,11 +246,11 @@ cmd_quantize (int argc, char **argv)
   if ((f = sutra_cli_opt (&a, "calib-ids")) && needs_calib)
     rc = read_ids_file (f, &cids, &nc);
   else if ((f = sutra_cli_opt (&a, "calib")) && needs_calib)
-    rc = read_text_ids (m->dir, f, "calib");
+    rc = read_text_ids (m->dir, f, &cids, &nc);
   if (!rc && (f = sutra_cli_opt (&a, "eval-ids")))
     rc = read_ids_file (f, &eids, &ne);
   else if (!rc && (f = sutra_cli_opt (&a, "eval")))
-    rc = read_text_ids (m->dir, f, "eval");
+    rc = read_text_ids (m->dir, f, &eids, &ne);
   if (rc)
     goto done;
   /* calibration windows of ctx tokens (default min(512, context)) */

@@ -698,6 +698,58 @@ test_cli (void)
   g_free (lf);
 }
 
+/* --calib/--eval as text: a random model with the vocabulary of a real tokenizer.json */
+static void
+test_cli_text (void)
+{
+  const char *dir = quant_model_dir ();
+  const char *tokdir = test_shared_path ("hf-refs/tokenizers/bpe-bytelevel");
+  if (!dir || !tokdir)
+    return;
+  SutraModelConfig cfg;
+  SutraError err;
+  test_assert_ok (sutra_model_config_load (dir, &cfg, &err), &err);
+  cfg.vocab_size = 1200;
+  SutraModel *m;
+  test_assert_ok (sutra_model_new_random (&cfg, 0.05f, 3, &m, &err), &err);
+  char *md = g_build_filename (test_tmpdir (), "textmodel", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (md, 0755), ==, 0);
+  test_assert_ok (sutra_model_write_files (m, md, SUTRA_F32, &err), &err);
+  sutra_model_free (m);
+  char *src = g_build_filename (tokdir, "tokenizer.json", NULL), *dst = g_build_filename (md, "tokenizer.json", NULL);
+  test_assert_ok (sutra_copy_file (src, dst, &err), &err);
+  /* text: the test strings of that tokenizer's cases, repeated */
+  char *cases = g_build_filename (tokdir, "cases.jsonl", NULL), *text;
+  g_assert_true (g_file_get_contents (cases, &text, NULL, NULL));
+  GString *t = g_string_new (NULL);
+  for (int k = 0; k < 6; k++)
+    g_string_append (t, text);
+  char *tf = g_build_filename (test_tmpdir (), "calib.txt", NULL);
+  g_assert_true (g_file_set_contents (tf, t->str, (gssize) t->len, NULL));
+  char *out = g_build_filename (test_tmpdir (), "text-gptq", NULL);
+  const char *argv[] = { "quantize", md, "--method", "gptq", "--calib", tf, "--eval", tf,
+                         "--calib-tokens", "2048", "--ctx", "128", "--json", "--out", out, NULL };
+  char *so = NULL, *se = NULL;
+  int rc = test_run_cli (&so, &se, argv);
+  if (rc != 0)
+    g_error ("sutra quantize --calib text failed (%d): %s", rc, se);
+  g_assert_nonnull (strstr (so, "\"calibration_tokens\":2048"));
+  g_assert_nonnull (strstr (so, "\"eval_tokens\""));
+  char *tok_out = g_build_filename (out, "tokenizer.json", NULL);
+  g_assert_true (g_file_test (tok_out, G_FILE_TEST_EXISTS));     /* copied beside the weights */
+  g_free (tok_out);
+  g_free (so);
+  g_free (se);
+  g_string_free (t, TRUE);
+  g_free (text);
+  g_free (cases);
+  g_free (tf);
+  g_free (out);
+  g_free (src);
+  g_free (dst);
+  g_free (md);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -715,5 +767,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/quantize/kv-step-quantized", test_kv_step_quantized);
   g_test_add_func ("/engine/quantize/qlora-gradients", test_qlora_gradients);
   g_test_add_func ("/engine/quantize/cli", test_cli);
+  g_test_add_func ("/engine/quantize/cli-text", test_cli_text);
   return g_test_run ();
 }
