@@ -260,6 +260,8 @@ quantize_linears (SutraModel *m, const SutraQuantParams *p, bool lm_head, SutraE
   return 0;
 }
 
+/* Three copies of the model (f32; linears packed; linears and head packed), measured in
+ * turns, best of `rounds` each, so a busy machine slows all three alike. */
 static int
 bench_qdecode (const SutraBenchOptions *o, json_object *out)
 {
@@ -271,35 +273,56 @@ bench_qdecode (const SutraBenchOptions *o, json_object *out)
   SutraModelConfig cfg;
   if (!sutra_bench_llama_shape (shape, &cfg))
     return sutra_cli_usage_error ("bench", "qdecode: unknown shape '%s'", shape);
-  int ntok = o->steps > 0 ? o->steps : 64;
+  int ntok = o->steps > 0 ? o->steps : 32, rounds = 5;
   SutraError err;
-  SutraModel *m;
-  if (sutra_model_new_random (&cfg, 0.02f, 42, &m, &err))
-    return sutra_cli_fail (&err);
-  double f32 = 0, qbody = 0, qall = 0;
-  size_t b0 = sutra_model_weight_bytes (m);
-  if (decode_rate (m, ntok, &f32, &err) || quantize_linears (m, &p, false, &err) ||
-      decode_rate (m, ntok, &qbody, &err))
-    return sutra_cli_fail (&err);
-  size_t b1 = sutra_model_weight_bytes (m);
-  if (quantize_linears (m, &p, true, &err) || decode_rate (m, ntok, &qall, &err))
-    return sutra_cli_fail (&err);
+  SutraModel *m[3];
+  for (int k = 0; k < 3; k++) {
+    if (sutra_model_new_random (&cfg, 0.02f, 42, &m[k], &err))
+      return sutra_cli_fail (&err);
+    if (k > 0 && quantize_linears (m[k], &p, k == 2, &err))
+      return sutra_cli_fail (&err);
+  }
+  double best[3] = { 0, 0, 0 };
+  for (int r = 0; r < rounds; r++)
+    for (int k = 0; k < 3; k++) {
+      double tps;
+      if (decode_rate (m[k], ntok, &tps, &err))
+        return sutra_cli_fail (&err);
+      best[k] = tps > best[k] ? tps : best[k];
+    }
+  /* bytes of weights one decode step reads: every linear + one embedding row */
+  size_t read[3];
+  for (int k = 0; k < 3; k++) {
+    read[k] = 0;
+    for (size_t i = 0; i < m[k]->n_linears; i++)
+      read[k] += sutra_linear_weight_bytes (m[k]->linears[i]);
+  }
+  double bw = sutra_bench_read_bandwidth_gbs (1.0);
   json_object_object_add (out, "shape", json_object_new_string (shape));
   json_object_object_add (out, "quant", json_object_new_string (qname));
   json_object_object_add (out, "kernel",
                           json_object_new_string (sutra_quant_kernel_name (sutra_quant_get_kernel ())));
   json_object_object_add (out, "tokens", json_object_new_int (ntok));
-  json_object_object_add (out, "f32_tokens_per_s", json_object_new_double (f32));
-  json_object_object_add (out, "quant_tokens_per_s", json_object_new_double (qbody));
-  json_object_object_add (out, "speedup", json_object_new_double (qbody / f32));
-  json_object_object_add (out, "quant_lm_head_tokens_per_s", json_object_new_double (qall));
-  json_object_object_add (out, "speedup_lm_head_too", json_object_new_double (qall / f32));
-  json_object_object_add (out, "tokens_per_s", json_object_new_double (qbody));
-  json_object_object_add (out, "weights_mb_f32", json_object_new_double ((double) b0 / 1048576.0));
-  json_object_object_add (out, "weights_mb_quant", json_object_new_double ((double) b1 / 1048576.0));
+  json_object_object_add (out, "f32_tokens_per_s", json_object_new_double (best[0]));
+  json_object_object_add (out, "quant_tokens_per_s", json_object_new_double (best[1]));
+  json_object_object_add (out, "speedup", json_object_new_double (best[1] / best[0]));
+  json_object_object_add (out, "quant_lm_head_tokens_per_s", json_object_new_double (best[2]));
+  json_object_object_add (out, "speedup_lm_head_too", json_object_new_double (best[2] / best[0]));
+  json_object_object_add (out, "tokens_per_s", json_object_new_double (best[1]));
+  json_object_object_add (out, "read_bandwidth_gb_per_s", json_object_new_double (bw));
+  static const char *lab[3] = { "f32", "quant", "quant_lm_head" };
+  for (int k = 0; k < 3; k++) {
+    char key[64];
+    snprintf (key, sizeof key, "weights_read_mb_per_token_%s", lab[k]);
+    json_object_object_add (out, key, json_object_new_double ((double) read[k] / 1048576.0));
+    /* the bandwidth bound: tokens/s if weights streamed at the measured read bandwidth */
+    snprintf (key, sizeof key, "bandwidth_bound_tokens_per_s_%s", lab[k]);
+    json_object_object_add (out, key, json_object_new_double (bw * 1e9 / (double) read[k]));
+  }
   json_object_object_add (out, "gflops", json_object_new_double (0));
   json_object_object_add (out, "sgemm_gflops", json_object_new_double (0));
-  sutra_model_free (m);
+  for (int k = 0; k < 3; k++)
+    sutra_model_free (m[k]);
   return 0;
 }
 
@@ -308,33 +331,26 @@ SUTRA_BENCH_KIND (qdecode, "qdecode", "decode tokens/s, f32 vs quantized (--quan
 
 /* ---- QLoRA step: forward + backward, f32 base vs packed base ---- */
 
+/* seconds of one forward + CE + backward */
 static int
-lora_step_time (SutraModel *m, const SutraBatch *b, const int *targets, int steps, double *secs,
-                SutraError *err)
+lora_step (SutraModel *m, const SutraBatch *b, const int *targets, double *secs, SutraError *err)
 {
-  float *logits;
-  int V = m->cfg.vocab_size, N = b->B * b->T;
-  double best = INFINITY;
-  for (int s = 0; s <= steps; s++) {    /* step 0 warms up (reserves activations) */
-    double t0 = sutra_bench_now ();
-    if (sutra_model_forward (m, b, true, &logits, err))
-      return 1;
-    float loss;
-    int nv;
-    if (sutra_cross_entropy_forward (&loss, &nv, logits, targets, N, V, err))
-      return 1;
-    sutra_cross_entropy_backward (logits, logits, targets, 1.f, nv, N, V);
-    sutra_model_zero_grad (m);
-    if (sutra_model_backward (m, logits, err))
-      return 1;
-    double t = sutra_bench_now () - t0;
-    if (s > 0)
-      best = t < best ? t : best;
-  }
-  *secs = best;
+  float *logits, loss;
+  int V = m->cfg.vocab_size, N = b->B * b->T, nv;
+  double t0 = sutra_bench_now ();
+  if (sutra_model_forward (m, b, true, &logits, err) ||
+      sutra_cross_entropy_forward (&loss, &nv, logits, targets, N, V, err))
+    return 1;
+  sutra_cross_entropy_backward (logits, logits, targets, 1.f, nv, N, V);
+  sutra_model_zero_grad (m);
+  if (sutra_model_backward (m, logits, err))
+    return 1;
+  *secs = sutra_bench_now () - t0;
   return 0;
 }
 
+/* Two copies (f32 base; packed base), LoRA r=8 on the seven projections, stepped in turns;
+ * best of `steps` each. */
 static int
 bench_qlora (const SutraBenchOptions *o, json_object *out)
 {
@@ -348,43 +364,52 @@ bench_qlora (const SutraBenchOptions *o, json_object *out)
     return sutra_cli_usage_error ("bench", "qlora: unknown shape '%s'", shape);
   int T = o->seq > 0 ? o->seq : 256, steps = o->steps > 0 ? o->steps : 3;
   SutraError err;
-  SutraModel *m;
-  if (sutra_model_new_random (&cfg, 0.02f, 42, &m, &err))
-    return sutra_cli_fail (&err);
+  SutraModel *m[2];
   char *targets[] = { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" };
   SutraLoraConfig lc = { .r = 8, .alpha = 16, .targets = targets, .n_targets = 7 };
-  if (sutra_lora_attach (m, &lc, 1, NULL, &err))
-    return sutra_cli_fail (&err);
+  size_t wbytes[2];
+  for (int k = 0; k < 2; k++) {
+    if (sutra_model_new_random (&cfg, 0.02f, 42, &m[k], &err))
+      return sutra_cli_fail (&err);
+    if (k == 1 && quantize_linears (m[k], &p, false, &err))
+      return sutra_cli_fail (&err);
+    if (sutra_lora_attach (m[k], &lc, 1, NULL, &err))
+      return sutra_cli_fail (&err);
+    wbytes[k] = sutra_model_weight_bytes (m[k]);
+  }
   int *ids = sutra_xmalloc (sizeof (int) * (size_t) T), *tg = sutra_xmalloc (sizeof (int) * (size_t) T);
   for (int i = 0; i < T; i++) {
     ids[i] = (i * 7919 + 3) % cfg.vocab_size;
     tg[i] = i + 1 < T ? (i * 7919 + 7922) % cfg.vocab_size : SUTRA_IGNORE_INDEX;
   }
   SutraBatch b = { 1, T, ids, NULL, NULL };
-  double t_f32, t_q;
-  size_t w0 = sutra_model_weight_bytes (m);
-  if (lora_step_time (m, &b, tg, steps, &t_f32, &err))
-    return sutra_cli_fail (&err);
-  if (quantize_linears (m, &p, false, &err))
-    return sutra_cli_fail (&err);
-  size_t w1 = sutra_model_weight_bytes (m);
-  if (lora_step_time (m, &b, tg, steps, &t_q, &err))
-    return sutra_cli_fail (&err);
+  double best[2] = { INFINITY, INFINITY };
+  for (int s = 0; s <= steps; s++)       /* step 0 warms up (reserves activations) */
+    for (int k = 0; k < 2; k++) {
+      double t;
+      if (lora_step (m[k], &b, tg, &t, &err))
+        return sutra_cli_fail (&err);
+      if (s > 0 && t < best[k])
+        best[k] = t;
+    }
+  /* the base weights only (packed linears + f32 embeddings and norms) */
   json_object_object_add (out, "shape", json_object_new_string (shape));
   json_object_object_add (out, "quant", json_object_new_string (qname));
   json_object_object_add (out, "seq", json_object_new_int (T));
-  json_object_object_add (out, "lora_ms_per_fwd_bwd", json_object_new_double (t_f32 * 1e3));
-  json_object_object_add (out, "qlora_ms_per_fwd_bwd", json_object_new_double (t_q * 1e3));
-  json_object_object_add (out, "speed_ratio_qlora_vs_lora", json_object_new_double (t_f32 / t_q));
-  json_object_object_add (out, "weights_mb_lora", json_object_new_double ((double) w0 / 1048576.0));
-  json_object_object_add (out, "weights_mb_qlora", json_object_new_double ((double) w1 / 1048576.0));
-  json_object_object_add (out, "weight_memory_ratio", json_object_new_double ((double) w1 / (double) w0));
-  json_object_object_add (out, "tokens_per_s", json_object_new_double (T / t_q));
+  json_object_object_add (out, "lora_ms_per_fwd_bwd", json_object_new_double (best[0] * 1e3));
+  json_object_object_add (out, "qlora_ms_per_fwd_bwd", json_object_new_double (best[1] * 1e3));
+  json_object_object_add (out, "speed_ratio_qlora_vs_lora", json_object_new_double (best[0] / best[1]));
+  json_object_object_add (out, "weights_mb_lora", json_object_new_double ((double) wbytes[0] / 1048576.0));
+  json_object_object_add (out, "weights_mb_qlora", json_object_new_double ((double) wbytes[1] / 1048576.0));
+  json_object_object_add (out, "weight_memory_ratio",
+                          json_object_new_double ((double) wbytes[1] / (double) wbytes[0]));
+  json_object_object_add (out, "tokens_per_s", json_object_new_double (T / best[1]));
   json_object_object_add (out, "gflops", json_object_new_double (0));
   json_object_object_add (out, "sgemm_gflops", json_object_new_double (0));
   free (ids);
   free (tg);
-  sutra_model_free (m);
+  for (int k = 0; k < 2; k++)
+    sutra_model_free (m[k]);
   return 0;
 }
 
