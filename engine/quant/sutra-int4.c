@@ -176,32 +176,56 @@ sub_values (const uint8_t *b, __m128i zv, __m256 w[4])
   w[3] = _mm256_cvtepi32_ps (_mm256_cvtepi8_epi32 (_mm_srli_si128 (hi, 8)));
 }
 
+/* p (+)= the group's G/32 sub-blocks of (code - zero) . x, starting the chain with a product */
+AVX2 static inline __attribute__ ((always_inline)) __m256
+int4_group_dot (const uint8_t *b, const float *x, int subs, __m128i zv)
+{
+  __m256 w[4];
+  sub_values (b, zv, w);
+  __m256 p = _mm256_mul_ps (w[0], _mm256_loadu_ps (x));
+  p = _mm256_fmadd_ps (w[1], _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (w[2], _mm256_loadu_ps (x + 16), p);
+  p = _mm256_fmadd_ps (w[3], _mm256_loadu_ps (x + 24), p);
+  for (int s = 1; s < subs; s++) {
+    sub_values (b + 16 * s, zv, w);
+    p = _mm256_fmadd_ps (w[0], _mm256_loadu_ps (x + 32 * s), p);
+    p = _mm256_fmadd_ps (w[1], _mm256_loadu_ps (x + 32 * s + 8), p);
+    p = _mm256_fmadd_ps (w[2], _mm256_loadu_ps (x + 32 * s + 16), p);
+    p = _mm256_fmadd_ps (w[3], _mm256_loadu_ps (x + 32 * s + 24), p);
+  }
+  return p;
+}
+
+/* two rows at a time (interleaved chains, shared x loads), then the odd one */
 AVX2 static void
 int4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
   int G = q->group, subs = G / SUTRA_Q4_SUB;
-  for (int r = r0; r < r1; r++) {
+  int r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    const float *sa = q->scales + (size_t) r * q->ngroups, *sb = sa + q->ngroups;
+    const uint8_t *za = q->zeros + (size_t) r * q->ngroups, *zb = za + q->ngroups;
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * G;
+      __m256 pa = int4_group_dot (ra + (size_t) g * G / 2, x, subs, _mm_set1_epi8 ((char) za[g]));
+      __m256 pb = int4_group_dot (rb + (size_t) g * G / 2, x, subs, _mm_set1_epi8 ((char) zb[g]));
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sa[g]), pa, acca);
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sb[g]), pb, accb);
+    }
+    float va = hsum_avx (acca), vb = hsum_avx (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
+  }
+  for (; r < r1; r++) {
     const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
     const float *sc = q->scales + (size_t) r * q->ngroups;
     const uint8_t *zr = q->zeros + (size_t) r * q->ngroups;
     __m256 acc = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
-      const uint8_t *b = row + (size_t) g * G / 2;
-      const float *x = xp + (size_t) g * G;
-      __m128i zv = _mm_set1_epi8 ((char) zr[g]);
-      __m256 w[4];
-      sub_values (b, zv, w);
-      __m256 p = _mm256_mul_ps (w[0], _mm256_loadu_ps (x));
-      p = _mm256_fmadd_ps (w[1], _mm256_loadu_ps (x + 8), p);
-      p = _mm256_fmadd_ps (w[2], _mm256_loadu_ps (x + 16), p);
-      p = _mm256_fmadd_ps (w[3], _mm256_loadu_ps (x + 24), p);
-      for (int s = 1; s < subs; s++) {
-        sub_values (b + 16 * s, zv, w);
-        p = _mm256_fmadd_ps (w[0], _mm256_loadu_ps (x + 32 * s), p);
-        p = _mm256_fmadd_ps (w[1], _mm256_loadu_ps (x + 32 * s + 8), p);
-        p = _mm256_fmadd_ps (w[2], _mm256_loadu_ps (x + 32 * s + 16), p);
-        p = _mm256_fmadd_ps (w[3], _mm256_loadu_ps (x + 32 * s + 24), p);
-      }
+      __m256 p = int4_group_dot (row + (size_t) g * G / 2, xp + (size_t) g * G, subs,
+                                 _mm_set1_epi8 ((char) zr[g]));
       acc = _mm256_fmadd_ps (_mm256_set1_ps (sc[g]), p, acc);
     }
     float v = hsum_avx (acc);

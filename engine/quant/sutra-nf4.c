@@ -269,13 +269,31 @@ nf4_sub_dot (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo,
   return p;
 }
 
-/* One row at a time: the blocks' partial sums are independent chains that the out-of-order
- * core overlaps; only acc carries from block to block. */
+/* Each block's partial sum is a chain of its own; only acc carries from block to block, so
+ * the out-of-order core overlaps blocks, and two rows interleaved give it more to overlap. */
 AVX2 static inline __attribute__ ((always_inline)) void
 nf4_matvec_body (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
   const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  for (int r = r0; r < r1; r++) {
+  int r = r0;
+  /* two rows at a time: their chains interleave in program order and share the x loads */
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 pa = nf4_sub_dot (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      __m256 pb = nf4_sub_dot (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      pa = nf4_sub_dot (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
+      pb = nf4_sub_dot (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
+    }
+    float va = hsum_avx (acca), vb = hsum_avx (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
+  }
+  for (; r < r1; r++) {
     const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
     __m256 acc = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
@@ -347,7 +365,25 @@ AVX512 static void
 nf4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
   const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  for (int r = r0; r < r1; r++) {
+  int r = r0;
+  /* two rows at a time: their chains interleave in program order and share the x loads */
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 pa = nf4_sub_dot512 (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      __m256 pb = nf4_sub_dot512 (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      pa = nf4_sub_dot512 (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
+      pb = nf4_sub_dot512 (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
+    }
+    float va = hsum_avx (acca), vb = hsum_avx (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
+  }
+  for (; r < r1; r++) {
     const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
     __m256 acc = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
