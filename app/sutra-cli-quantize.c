@@ -18,7 +18,7 @@
 static const SutraCliOptSpec quantize_opts[] = {
   { "method", true },     { "group-size", true }, { "double-quant", false }, { "calib", true },
   { "calib-ids", true },  { "eval", true },       { "eval-ids", true },      { "calib-tokens", true },
-  { "ctx", true },        { "lm-head", false },   { "gptq-one-pass", false }, { "overwrite", false },
+  { "eval-tokens", true }, { "ctx", true },      { "lm-head", false },   { "gptq-one-pass", false }, { "overwrite", false },
   { "threads", true },    { "json", false },      { "out", true },           { NULL, false },
 };
 
@@ -214,8 +214,9 @@ cmd_quantize (int argc, char **argv)
       return sutra_cli_usage_error ("quantize", "--method '%s' (nf4, int4, awq, gptq, int8)",
                                     method);
   }
-  long long g = 0, ctx = 0, ctok = 0, threads = 0;
+  long long g = 0, ctx = 0, ctok = 0, etok = 0, threads = 0;
   if (!sutra_cli_opt_int (&a, "group-size", 0, 1024, &g) ||
+      !sutra_cli_opt_int (&a, "eval-tokens", 0, 1 << 28, &etok) ||
       !sutra_cli_opt_int (&a, "ctx", 0, 1 << 20, &ctx) ||
       !sutra_cli_opt_int (&a, "calib-tokens", 0, 1 << 26, &ctok) ||
       !sutra_cli_opt_int (&a, "threads", 0, 64, &threads))
@@ -253,6 +254,8 @@ cmd_quantize (int argc, char **argv)
     rc = read_text_ids (m->dir, f, &eids, &ne);
   if (rc)
     goto done;
+  if (etok > 0 && ne > etok)
+    ne = (int) etok;
   /* calibration windows of ctx tokens (default min(512, context)) */
   int T = ctx > 0 ? (int) ctx : 512;
   if (m->cfg.max_position_embeddings > 0 && T > m->cfg.max_position_embeddings)
@@ -303,6 +306,7 @@ done:
 SUTRA_CLI_COMMAND (quantize, "quantize",
                    "MODEL --method nf4|int4|awq|gptq|int8 [--group-size G] [--double-quant] "
                    "[--calib FILE | --calib-ids FILE] [--eval FILE | --eval-ids FILE] "
-                   "[--calib-tokens N] [--ctx N] [--lm-head] [--gptq-one-pass] [--overwrite] "
+                   "[--calib-tokens N] [--eval-tokens N] [--ctx N] [--lm-head] [--gptq-one-pass] "
+                   "[--overwrite] "
                    "[--json] --out DIR",
                    "quantizes a model into a new folder and reports size and quality", cmd_quantize)

@@ -26,22 +26,34 @@
 #define KV_STEP_REL_TOL 1e-5              /* decode step vs full forward on a packed model */
 #define QLORA_GRAD_REL_TOL 1e-4           /* LoRA grads on a packed base vs its f32 dequantization */
 
-/* The model the quality tests run on. The issue asks for these numbers on the default model
- * (data/models/<default>); until it exists, the tiny reference Llama. */
+/* The bounded tests run on the tiny reference Llama (its numbers are the ones measured above). */
 static const char *
-quant_model_dir (void)
+tiny_dir (void)
 {
   return test_shared_path ("hf-refs/llama-tiny");
 }
 
+/* The model for the comparisons the issue asks for on the default model (AWQ and GPTQ each beat
+ * RTN; INT8 within 1% perplexity): the embedded default model once data/models/ has it, until
+ * then the tiny reference Llama. */
+static const char *
+quant_model_dir (void)
+{
+  const char *d = test_source_path ("data/models/sutra-kjv-mini");
+  if (g_file_test (d, G_FILE_TEST_IS_DIR))
+    return d;
+  return tiny_dir ();
+}
+
 typedef struct {
+  char *dir;
   int *calib, *held;          /* token ids sampled from the float model */
   int n_calib, n_held;
   SutraBatch batches[16];
   int n_batches;
 } Data;
 
-static Data data;
+static Data data, data_other;
 
 /* Samples n tokens (temperature 1, seeded) continuing `first` with the model's KV cache. */
 static void
@@ -77,12 +89,22 @@ sample_tokens (SutraModel *m, int *out, int n, int first, guint32 seed)
   m->vt->state_free (st);
 }
 
+/* Samples calibration (8 x 128) and held-out (4 x 128) ids from the model in dir, once per
+ * model; `data` then holds them. */
 static const char *
-ensure_data (void)
+ensure_data_for (const char *dir)
 {
-  const char *dir = quant_model_dir ();
-  if (!dir || data.calib)
+  if (!dir)
+    return NULL;
+  if (data.calib && strcmp (data.dir, dir) != 0) {     /* swap in the other model's set */
+    Data t = data;
+    data = data_other;
+    data_other = t;
+  }
+  if (data.calib && !strcmp (data.dir, dir))
     return dir;
+  memset (&data, 0, sizeof data);
+  data.dir = g_strdup (dir);
   SutraModel *m;
   SutraError err;
   test_assert_ok (sutra_model_load (dir, &m, &err), &err);
@@ -100,6 +122,12 @@ ensure_data (void)
   data.n_batches = 8;
   sutra_model_free (m);
   return dir;
+}
+
+static const char *
+ensure_data (void)
+{
+  return ensure_data_for (tiny_dir ());
 }
 
 typedef struct {
@@ -180,9 +208,18 @@ test_methods_close (void)
 static void
 test_awq_gptq_beat_rtn (void)
 {
-  const char *dir = ensure_data ();
+  const char *dir = ensure_data_for (quant_model_dir ());
   if (!dir)
     return;
+  g_test_message ("model: %s", dir);
+  /* INT8 keeps perplexity within 1% (the issue's bound) */
+  SutraQuantizeOptions o8 = options_for (SUTRA_QUANT_INT8, SUTRA_QMETHOD_RTN, 0, false);
+  SutraQuantCompare c8 = quantize_and_compare (dir, &o8, NULL);
+  g_test_message ("int8: ppl %.4f -> %.4f, KL %.6f", c8.ppl_ref, c8.ppl_quant, c8.kl_mean);
+  g_assert_cmpfloat (fabs (c8.ppl_quant / c8.ppl_ref - 1.0), <=, INT8_MAX_PPL_CHANGE);
+  SutraQuantizeOptions on = options_for (SUTRA_QUANT_NF4, SUTRA_QMETHOD_RTN, 0, false);
+  SutraQuantCompare cn = quantize_and_compare (dir, &on, NULL);
+  g_test_message ("nf4: ppl %.4f -> %.4f, KL %.5f", cn.ppl_ref, cn.ppl_quant, cn.kl_mean);
   for (int g = 32; g <= 64; g *= 2) {
     double kl[3], ppl[3], ref = 0;
     for (int m = 0; m < 3; m++) {
@@ -659,7 +696,8 @@ test_cli (void)
   g_assert_true (g_file_set_contents (ev, e->str, -1, NULL));
   char *out = g_build_filename (t, "cli-awq", NULL);
   const char *argv[] = { "quantize", dir, "--method", "awq", "--group-size", "32", "--calib-ids",
-                         ids, "--eval-ids", ev, "--ctx", "128", "--json", "--out", out, NULL };
+                         ids, "--eval-ids", ev, "--ctx", "128", "--threads", "1", "--json",
+                         "--out", out, NULL };
   char *so = NULL, *se = NULL;
   int rc = test_run_cli (&so, &se, argv);
   if (rc != 0)
@@ -728,7 +766,9 @@ test_cli_text (void)
   g_assert_true (g_file_set_contents (tf, t->str, (gssize) t->len, NULL));
   char *out = g_build_filename (test_tmpdir (), "text-gptq", NULL);
   const char *argv[] = { "quantize", md, "--method", "gptq", "--calib", tf, "--eval", tf,
-                         "--calib-tokens", "2048", "--ctx", "128", "--json", "--out", out, NULL };
+                         "--calib-tokens", "2048", "--eval-tokens", "1024", "--ctx", "128",
+                         "--threads", "1", "--json",
+                         "--out", out, NULL };
   char *so = NULL, *se = NULL;
   int rc = test_run_cli (&so, &se, argv);
   if (rc != 0)

@@ -26,7 +26,7 @@ typedef struct {
   uint8_t *agree;               /* [T - 1] */
 } CmpJob;
 
-/* log-sum-exp of a row, max-shifted */
+/* log-sum-exp of a row, max-shifted (expf per element, summed in double) */
 static double
 lse (const float *x, int V, int *argmax)
 {
@@ -39,7 +39,7 @@ lse (const float *x, int V, int *argmax)
     }
   double s = 0;
   for (int v = 0; v < V; v++)
-    s += exp ((double) x[v] - mx);
+    s += expf (x[v] - mx);
   *argmax = am;
   return mx + log (s);
 }
@@ -53,11 +53,13 @@ cmp_range (void *ctx, int64_t t0, int64_t t1, int ti)
     const float *r = j->lr + (size_t) t * j->V, *q = j->lq + (size_t) t * j->V;
     int ar, aq;
     double zr = lse (r, j->V, &ar), zq = lse (q, j->V, &aq);
-    /* KL(P || Q) = sum_v p_v (log p_v - log q_v), log p_v = r_v - zr */
+    /* KL(P || Q) = sum_v p_v (log p_v - log q_v), log p_v = r_v - zr; the difference of the
+     * two log-probabilities is formed first (it is small; the logs are not) */
+    float dz = (float) (zr - zq);
     double kl = 0;
     for (int v = 0; v < j->V; v++) {
-      double lp = (double) r[v] - zr, lq = (double) q[v] - zq;
-      kl += exp (lp) * (lp - lq);
+      float lp = r[v] - (float) zr;
+      kl += (double) (expf (lp) * ((r[v] - q[v]) - dz));
     }
     int y = j->ids[t + 1];
     j->kl[t] = kl > 0 ? kl : 0;    /* rounding can leave -1e-17 */
