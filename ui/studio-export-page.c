@@ -1,0 +1,477 @@
+/* studio-export-page.c: PEFT adapter, merged model and GGUF exports with a self-test. */
+#define G_LOG_DOMAIN "studio"
+
+#include "studio-engine.h"
+#include "studio-error.h"
+#include "studio-export-page.h"
+#include "studio-file-chooser.h"
+#include "studio-job.h"
+
+typedef enum { KIND_PEFT, KIND_MERGED, KIND_GGUF } Kind;
+
+struct _StudioExportPage
+{
+  AdwBin parent_instance;
+
+  /* Template widgets */
+  GtkWidget *missing_group;
+  AdwActionRow *missing_row, *source_row, *base_row, *output_row, *result_row, *selftest_row;
+  AdwComboRow *kind_row, *dtype_row, *gguf_row;
+  GtkSwitch *selftest_switch;
+  AdwEntryRow *prompt_row;
+  GtkProgressBar *progress_bar;
+  GtkWidget *cancel_button, *result_group;
+
+  /* Owned */
+  StudioWorkspace *workspace;
+  StudioJob *job;
+  char *source;         /* adapter folder, run folder, or NULL (the base model itself) */
+  char *output;
+  gboolean output_chosen;
+};
+
+G_DEFINE_FINAL_TYPE (StudioExportPage, studio_export_page, ADW_TYPE_BIN)
+
+static Kind
+get_kind (StudioExportPage *self)
+{
+  return (Kind) adw_combo_row_get_selected (self->kind_row);
+}
+
+/* A default output name beside the runs: "<output folder>/exports/<source>-<kind>". */
+static void
+update_default_output (StudioExportPage *self)
+{
+  g_autofree char *folder = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *name = NULL;
+  StudioModel *model;
+
+  if (self->output_chosen || self->workspace == NULL)
+    return;
+  folder = studio_workspace_dup_output_folder (self->workspace);
+  model = studio_workspace_get_model (self->workspace);
+  if (self->source)
+    {
+      g_autofree char *parent = g_path_get_dirname (self->source);
+      g_autofree char *leaf = g_path_get_basename (self->source);
+      /* ".../run-X/adapter" reads better as "run-X". */
+      base = g_str_equal (leaf, "adapter") ? g_path_get_basename (parent) : g_strdup (leaf);
+    }
+  else
+    base = g_strdup (model ? studio_model_get_name (model) : "model");
+  g_strdelimit (base, "/", '-');
+  switch (get_kind (self))
+    {
+    case KIND_PEFT: name = g_strdup_printf ("%s-peft", base); break;
+    case KIND_MERGED: name = g_strdup_printf ("%s-merged", base); break;
+    case KIND_GGUF: name = g_strdup_printf ("%s.gguf", base); break;
+    }
+  g_free (self->output);
+  self->output = g_build_filename (folder, "exports", name, NULL);
+  adw_action_row_set_subtitle (self->output_row, self->output);
+}
+
+static void
+update_rows (StudioExportPage *self)
+{
+  StudioModel *model = self->workspace ? studio_workspace_get_model (self->workspace) : NULL;
+  Kind kind = get_kind (self);
+
+  adw_action_row_set_subtitle (self->source_row, self->source ? self->source
+                               : "None: the base model is exported as it is (merged or GGUF)");
+  adw_action_row_set_subtitle (self->base_row, model ? studio_model_get_path (model)
+                                                     : "Open a model on the Model page");
+  gtk_widget_set_visible (GTK_WIDGET (self->dtype_row), kind == KIND_MERGED);
+  gtk_widget_set_visible (GTK_WIDGET (self->gguf_row), kind == KIND_GGUF);
+  update_default_output (self);
+}
+
+static void
+kind_changed_cb (StudioExportPage *self)
+{
+  update_rows (self);
+}
+
+static void
+on_adapter (StudioWorkspace *ws, GParamSpec *pspec, StudioExportPage *self)
+{
+  g_free (self->source);
+  self->source = g_strdup (studio_workspace_get_adapter_dir (ws));
+  update_rows (self);
+}
+
+static void
+on_model (StudioWorkspace *ws, GParamSpec *pspec, StudioExportPage *self)
+{
+  update_rows (self);
+}
+
+/* ---- choosing folders -------------------------------------------------------------------- */
+
+static void
+source_chosen (GFile *file, gpointer data)
+{
+  g_autoptr(StudioExportPage) self = data;
+
+  if (file == NULL)
+    return;
+  g_free (self->source);
+  self->source = g_file_get_path (file);
+  update_rows (self);
+}
+
+static void
+choose_source (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  StudioExportPage *self = STUDIO_EXPORT_PAGE (widget);
+  StudioChooseOptions opts = {
+    .kind = STUDIO_CHOOSE_OPEN_FOLDER,
+    .title = "Choose an Adapter or Run Folder",
+  };
+
+  studio_file_chooser_run (GTK_WINDOW (gtk_widget_get_root (widget)), &opts, source_chosen,
+                           g_object_ref (self));
+}
+
+static void
+output_chosen (GFile *file, gpointer data)
+{
+  g_autoptr(StudioExportPage) self = data;
+
+  if (file == NULL)
+    return;
+  g_free (self->output);
+  self->output = g_file_get_path (file);
+  self->output_chosen = TRUE;
+  adw_action_row_set_subtitle (self->output_row, self->output);
+}
+
+static void
+choose_output (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  StudioExportPage *self = STUDIO_EXPORT_PAGE (widget);
+  g_autofree char *dir = self->output ? g_path_get_dirname (self->output) : NULL;
+  g_autofree char *name = self->output ? g_path_get_basename (self->output) : NULL;
+  g_autoptr(GFile) folder = dir && g_file_test (dir, G_FILE_TEST_IS_DIR) ? g_file_new_for_path (dir) : NULL;
+  StudioChooseOptions opts = {
+    .kind = STUDIO_CHOOSE_SAVE_FILE,
+    .title = get_kind (self) == KIND_GGUF ? "Save the GGUF File" : "Name the Export Folder",
+    .initial_folder = folder,
+    .initial_name = name,
+  };
+
+  studio_file_chooser_run (GTK_WINDOW (gtk_widget_get_root (widget)), &opts, output_chosen,
+                           g_object_ref (self));
+}
+
+/* ---- the export job ---------------------------------------------------------------------- */
+
+typedef struct {
+  char *source, *model_dir, *output, *gguf_type, *prompt;
+  Kind kind;
+  SutraDType dtype;
+  gboolean selftest;
+} ExportInput;
+
+static void
+export_input_free (gpointer data)
+{
+  ExportInput *in = data;
+  g_free (in->source);
+  g_free (in->model_dir);
+  g_free (in->output);
+  g_free (in->gguf_type);
+  g_free (in->prompt);
+  g_free (in);
+}
+
+#if STUDIO_HAVE_EXPORT
+static bool
+export_progress (double fraction, const char *what, void *data)   /* worker thread */
+{
+  StudioJob *job = data;
+
+  studio_job_report (job, CLAMP (fraction, 0, 1), what);
+  return !atomic_load (studio_job_cancel_flag (job));
+}
+#endif
+
+/* The self-test answer, or NULL with *error (the job then reports a failed test, not a failed
+ * export: the files are written either way). */
+static char *
+self_test (StudioJob *job, ExportInput *in, GError **error)
+{
+  studio_error_missing_engine (STUDIO_MISSING_GENERATE, error);
+  return NULL;
+}
+
+typedef struct {
+  char *output;
+  char *answer;
+  char *test_error;
+} ExportResult;
+
+static void
+export_result_free (gpointer data)
+{
+  ExportResult *r = data;
+  g_free (r->output);
+  g_free (r->answer);
+  g_free (r->test_error);
+  g_free (r);
+}
+
+static gpointer
+export_thread (StudioJob *job, gpointer data, GCancellable *cancellable, GError **error)
+{
+  ExportInput *in = data;
+  ExportResult *r;
+
+#if STUDIO_HAVE_EXPORT
+  SutraExportOptions o = { 0 };
+  SutraError err = { 0 };
+  g_autofree char *parent = g_path_get_dirname (in->output);
+
+  if (g_mkdir_with_parents (parent, 0755) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "Could not create %s: %s",
+                   parent, g_strerror (errno));
+      return NULL;
+    }
+  o.kind = in->kind == KIND_PEFT ? SUTRA_EXPORT_PEFT
+         : in->kind == KIND_MERGED ? SUTRA_EXPORT_MERGED : SUTRA_EXPORT_GGUF;
+  o.dtype = in->dtype;
+  o.gguf_type = in->gguf_type;
+  o.progress = export_progress;
+  o.user_data = job;
+  studio_job_report (job, 0, "Exporting…");
+  if (sutra_export (in->source, in->model_dir, in->output, &o, &err) != SUTRA_OK)
+    {
+      studio_error_from_sutra (&err, error);
+      return NULL;
+    }
+#else
+  studio_error_missing_engine (STUDIO_MISSING_EXPORT, error);
+  return NULL;
+#endif
+  r = g_new0 (ExportResult, 1);
+  r->output = g_strdup (in->output);
+  if (in->selftest)
+    {
+      g_autoptr(GError) test_error = NULL;
+      studio_job_report (job, -1, "Self-test: loading the export and answering the prompt…");
+      r->answer = self_test (job, in, &test_error);
+      if (r->answer == NULL)
+        r->test_error = g_strdup (test_error->message);
+    }
+  return r;
+}
+
+static void
+exported (GObject *source, GAsyncResult *result, gpointer data)
+{
+  g_autoptr(StudioExportPage) self = data;
+  g_autoptr(GError) error = NULL;
+  ExportResult *r = studio_job_finish (STUDIO_JOB (source), result, &error);
+
+  gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), FALSE);
+  gtk_widget_set_visible (self->cancel_button, FALSE);
+  if (r == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_prefix_error (&error, "Export failed: ");
+          studio_workspace_report_error (self->workspace, error);
+        }
+      return;
+    }
+  gtk_widget_set_visible (self->result_group, TRUE);
+  adw_action_row_set_subtitle (self->result_row, r->output);
+  gtk_widget_set_visible (GTK_WIDGET (self->selftest_row), r->answer || r->test_error);
+  if (r->answer)
+    {
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (self->selftest_row), "Self-test answer");
+      adw_action_row_set_subtitle (self->selftest_row, r->answer);
+    }
+  else if (r->test_error)
+    {
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (self->selftest_row), "Self-test not run");
+      adw_action_row_set_subtitle (self->selftest_row, r->test_error);
+    }
+  export_result_free (r);
+}
+
+static void
+on_progress (StudioJob *job, GParamSpec *pspec, StudioExportPage *self)
+{
+  double f = studio_job_get_fraction (job);
+
+  if (f < 0)
+    gtk_progress_bar_pulse (self->progress_bar);
+  else
+    gtk_progress_bar_set_fraction (self->progress_bar, f);
+  gtk_progress_bar_set_text (self->progress_bar, studio_job_get_text (job));
+}
+
+static void
+on_running (StudioJob *job, GParamSpec *pspec, StudioExportPage *self)
+{
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "panel.export",
+                                 STUDIO_HAVE_EXPORT && !studio_job_get_running (job));
+}
+
+gboolean
+studio_export_page_start (StudioExportPage *self, GError **error)
+{
+  StudioModel *model = studio_workspace_get_model (self->workspace);
+  ExportInput *in;
+  static const SutraDType dtypes[] = { SUTRA_F32, SUTRA_F16, SUTRA_BF16 };
+  static const char *const gguf_types[] = { "f16", "f32", "q8_0", "q4_0" };
+
+  if (studio_job_get_running (self->job))
+    return TRUE;
+  if (model == NULL)
+    {
+      g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_INVALID,
+                           "Open the base model first (Model page)");
+      return FALSE;
+    }
+  if (get_kind (self) == KIND_PEFT && self->source == NULL)
+    {
+      g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_INVALID,
+                           "A PEFT export needs an adapter: train one or choose a folder");
+      return FALSE;
+    }
+  in = g_new0 (ExportInput, 1);
+  in->source = g_strdup (self->source);
+  in->model_dir = g_strdup (studio_model_get_path (model));
+  in->output = g_strdup (self->output);
+  in->kind = get_kind (self);
+  in->dtype = dtypes[MIN (adw_combo_row_get_selected (self->dtype_row), 2)];
+  in->gguf_type = g_strdup (gguf_types[MIN (adw_combo_row_get_selected (self->gguf_row), 3)]);
+  in->selftest = gtk_switch_get_active (self->selftest_switch);
+  in->prompt = g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->prompt_row)));
+  gtk_widget_set_visible (self->result_group, FALSE);
+  gtk_widget_set_visible (GTK_WIDGET (self->progress_bar), TRUE);
+  gtk_widget_set_visible (self->cancel_button, TRUE);
+  gtk_progress_bar_set_fraction (self->progress_bar, 0);
+  studio_job_run (self->job, export_thread, in, export_input_free, export_result_free, exported,
+                  g_object_ref (self));
+  return TRUE;
+}
+
+static void
+export_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  StudioExportPage *self = STUDIO_EXPORT_PAGE (widget);
+  g_autoptr(GError) error = NULL;
+
+  if (!studio_export_page_start (self, &error))
+    studio_workspace_report_error (self->workspace, error);
+}
+
+static void
+cancel_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  studio_job_cancel (STUDIO_EXPORT_PAGE (widget)->job);
+}
+
+gboolean
+studio_export_page_is_busy (StudioExportPage *self)
+{
+  return studio_job_get_running (self->job);
+}
+
+void
+studio_export_page_set_output (StudioExportPage *self, const char *path)
+{
+  g_free (self->output);
+  self->output = g_strdup (path);
+  self->output_chosen = path != NULL;
+  adw_action_row_set_subtitle (self->output_row, path ? path : "");
+  update_default_output (self);
+}
+
+const char *
+studio_export_page_get_result (StudioExportPage *self)
+{
+  return gtk_widget_get_visible (self->result_group) ? adw_action_row_get_subtitle (self->result_row)
+                                                     : NULL;
+}
+
+void
+studio_export_page_set_workspace (StudioExportPage *self, StudioWorkspace *workspace)
+{
+  g_return_if_fail (STUDIO_IS_EXPORT_PAGE (self));
+  g_return_if_fail (self->workspace == NULL);
+  self->workspace = g_object_ref (workspace);
+  g_signal_connect_object (workspace, "notify::adapter-dir", G_CALLBACK (on_adapter), self, 0);
+  g_signal_connect_object (workspace, "notify::model", G_CALLBACK (on_model), self, 0);
+  on_adapter (workspace, NULL, self);
+}
+
+static void
+studio_export_page_dispose (GObject *object)
+{
+  StudioExportPage *self = STUDIO_EXPORT_PAGE (object);
+
+  if (self->job)
+    studio_job_cancel (self->job);
+  gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_EXPORT_PAGE);
+  g_clear_object (&self->job);
+  g_clear_object (&self->workspace);
+  G_OBJECT_CLASS (studio_export_page_parent_class)->dispose (object);
+}
+
+static void
+studio_export_page_finalize (GObject *object)
+{
+  StudioExportPage *self = STUDIO_EXPORT_PAGE (object);
+
+  g_free (self->source);
+  g_free (self->output);
+  G_OBJECT_CLASS (studio_export_page_parent_class)->finalize (object);
+}
+
+static void
+studio_export_page_class_init (StudioExportPageClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = studio_export_page_dispose;
+  object_class->finalize = studio_export_page_finalize;
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               STUDIO_RESOURCE_PATH "/studio-export-page.ui");
+#define BIND(name) gtk_widget_class_bind_template_child (widget_class, StudioExportPage, name)
+  BIND (missing_group); BIND (missing_row); BIND (source_row); BIND (base_row); BIND (output_row);
+  BIND (result_row); BIND (selftest_row); BIND (kind_row); BIND (dtype_row); BIND (gguf_row);
+  BIND (selftest_switch); BIND (prompt_row); BIND (progress_bar); BIND (cancel_button);
+  BIND (result_group);
+#undef BIND
+  gtk_widget_class_bind_template_callback (widget_class, kind_changed_cb);
+  gtk_widget_class_install_action (widget_class, "panel.choose-source", NULL, choose_source);
+  gtk_widget_class_install_action (widget_class, "panel.choose-output", NULL, choose_output);
+  gtk_widget_class_install_action (widget_class, "panel.export", NULL, export_action);
+  gtk_widget_class_install_action (widget_class, "panel.cancel", NULL, cancel_action);
+}
+
+static void
+studio_export_page_init (StudioExportPage *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+  self->job = studio_job_new ("Exporting");
+  g_signal_connect (self->job, "notify::fraction", G_CALLBACK (on_progress), self);
+  g_signal_connect (self->job, "notify::text", G_CALLBACK (on_progress), self);
+  g_signal_connect (self->job, "notify::running", G_CALLBACK (on_running), self);
+  on_running (self->job, NULL, self);
+#if !STUDIO_HAVE_EXPORT
+  gtk_widget_set_visible (self->missing_group, TRUE);
+  adw_action_row_set_subtitle (self->missing_row,
+                               "Exporting needs " STUDIO_MISSING_EXPORT ", which has not landed in "
+                               "this source tree yet. This page switches on by itself once it is "
+                               "built in.");
+#endif
+  update_rows (self);
+}
