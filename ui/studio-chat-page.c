@@ -505,6 +505,8 @@ studio_chat_page_dispose (GObject *object)
 
   if (self->job)
     studio_job_cancel (self->job);
+  /* AdwBin (libadwaita 1.2) unparents its child again in its own dispose: let it go first. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_CHAT_PAGE);
   release_borrowed (self);
   g_clear_object (&self->job);

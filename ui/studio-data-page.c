@@ -428,6 +428,8 @@ studio_data_page_dispose (GObject *object)
 
   if (self->job)
     studio_job_cancel (self->job);
+  /* AdwBin (libadwaita 1.2) unparents its child again in its own dispose: let it go first. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_DATA_PAGE);
   clear_dataset (self);
   g_clear_object (&self->job);

@@ -121,46 +121,69 @@ studio_chart_decimate (const StudioChartMap *m, const double *x, const double *y
   return out;
 }
 
+/* Ticks at mult x 10^d inside [lo, hi] for the multipliers given; returns the count (all of
+ * them counted, at most max written). */
+static guint
+log_ticks (double lo, double hi, const double *mult, guint n_mult, guint max, double *out)
+{
+  int d0 = (int) floor (log10 (MAX (lo, LOG_FLOOR))), d1 = (int) ceil (log10 (hi));
+  guint n = 0;
+
+  for (int d = d0; d <= d1; d++)
+    for (guint k = 0; k < n_mult; k++)
+      {
+        double v = mult[k] * pow (10, d);
+        if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9))
+          {
+            if (n < max)
+              out[n] = v;
+            n++;
+          }
+      }
+  return n;
+}
+
 guint
 studio_chart_ticks (double lo, double hi, gboolean log_y, guint max_ticks, double *out)
 {
+  static const double steps[] = { 1, 2, 5 };
+  double range = hi - lo;
   guint n = 0;
 
   if (!(hi > lo) || max_ticks == 0)
     return 0;
   if (log_y)
     {
-      static const double mult[] = { 1, 2, 5 };
-      int d0 = (int) floor (log10 (MAX (lo, LOG_FLOOR))), d1 = (int) ceil (log10 (hi));
-      guint per = (guint) (d1 - d0) * 3 <= max_ticks ? 3 : 1;
-
-      for (int d = d0; d <= d1 && n < max_ticks; d++)
-        for (guint k = 0; k < per && n < max_ticks; k++)
-          {
-            double v = mult[k] * pow (10, d);
-            if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9))
-              out[n++] = v;
-          }
-      /* A range inside one decade gets no tick from the rule above: fall back to linear. */
-      if (n >= 2)
+      static const double decades[] = { 1 }, nice[] = { 1, 2, 5 };
+      /* Decades when they give at least two ticks, else 1-2-5 within the limit (a range of
+       * less than a decade or two), else linear ticks, which always fit. */
+      n = log_ticks (lo, hi, decades, 1, max_ticks, out);
+      if (n >= 2 && n <= max_ticks)
+        return n;
+      /* Log ticks crowd the low end less than linear ones: allow a few more. */
+      n = log_ticks (lo, hi, nice, 3, max_ticks + 2, out);
+      if (n >= 2 && n <= max_ticks + 2)
         return n;
       n = 0;
     }
-  {
-    double raw = (hi - lo) / MAX (max_ticks - 1, 1);
-    double mag = pow (10, floor (log10 (raw)));
-    double step = mag;
+  /* The smallest 1-2-5 x 10^k step that gives at most max_ticks ticks. */
+  for (int e = (int) floor (log10 (range)) - 2; e <= (int) ceil (log10 (range)) + 1; e++)
+    for (guint k = 0; k < G_N_ELEMENTS (steps); k++)
+      {
+        double step = steps[k] * pow (10, e);
+        double first = ceil (lo / step - 1e-9) * step;
+        guint count = (guint) floor ((hi - first) / step + 1e-9) + 1;
 
-    if (raw / mag > 5)
-      step = 10 * mag;
-    else if (raw / mag > 2)
-      step = 5 * mag;
-    else if (raw / mag > 1)
-      step = 2 * mag;
-    for (double v = ceil (lo / step) * step; v <= hi + step * 1e-9 && n < max_ticks; v += step)
-      out[n++] = fabs (v) < step * 1e-9 ? 0 : v;
-  }
-  return n;
+        if (first > hi + step * 1e-9 || count > max_ticks)
+          continue;
+        for (n = 0; n < count; n++)
+          {
+            double v = first + n * step;
+            out[n] = fabs (v) < step * 1e-9 ? 0 : v;
+          }
+        return n;
+      }
+  return 0;
 }
 
 void
@@ -292,6 +315,25 @@ draw_text (Ctx *c, const char *text, double x, double y, double align, Rgb color
   pango_layout_get_pixel_size (layout, &w, &h);
   set_rgb (c->cr, color, alpha);
   cairo_move_to (c->cr, x - align * w, y);
+  pango_cairo_show_layout (c->cr, layout);
+  g_object_unref (layout);
+}
+
+/* A label on a translucent box, readable over the curves. */
+static void
+draw_label_box (Ctx *c, const char *text, double x, double y, Rgb color)
+{
+  PangoLayout *layout = pango_cairo_create_layout (c->cr);
+  int w, h;
+
+  pango_layout_set_font_description (layout, c->font);
+  pango_layout_set_text (layout, text, -1);
+  pango_layout_get_pixel_size (layout, &w, &h);
+  cairo_set_source_rgba (c->cr, 1 - c->fg.r, 1 - c->fg.g, 1 - c->fg.b, 0.8);
+  cairo_rectangle (c->cr, x, y, w + 8, h + 2);
+  cairo_fill (c->cr);
+  set_rgb (c->cr, color, 1.0);
+  cairo_move_to (c->cr, x + 4, y + 1);
   pango_cairo_show_layout (c->cr, layout);
   g_object_unref (layout);
 }
@@ -589,7 +631,7 @@ draw_chart (StudioLossChart *self, Ctx *c)
   layout_panels (self, c->width, c->height, &main_h, &strip_h);
 
   draw_legend (self, c);
-  draw_axes (c, &m, n_strips (self) == 0, CLAMP ((guint) (m.height / 40), 2, 10));
+  draw_axes (c, &m, n_strips (self) == 0, CLAMP ((guint) (m.height / 32), 2, 10));
   for (guint i = 0; i < n; i++)
     xs[i] = p[i].step;
   if (self->show_raw)
@@ -648,7 +690,7 @@ draw_chart (StudioLossChart *self, Ctx *c)
       studio_chart_map_init (&sm, m.x_min, m.x_max, lo, hi, FALSE, m.left, y0, m.width, strip_h);
       draw_axes (c, &sm, left_strips == 0, 3);
       stroke_series (c, &sm, xs, ys, n, color_metric[k], 1.0, 1.5);
-      draw_text (c, metric_names[k], sm.left + 6, sm.top + 2, 0, color_metric[k], 1.0);
+      draw_label_box (c, metric_names[k], sm.left + 4, sm.top + 3, color_metric[k]);
       bottom = sm.top + sm.height;
       y0 += strip_h + STRIP_GAP;
     }

@@ -15,8 +15,7 @@ struct _StudioModelPage
   GtkWidget *empty_row, *loading_row, *name_row, *arch_row, *params_row, *dtype_row;
   GtkWidget *context_row, *shape_row, *tokenizer_row;
   GtkSpinner *loading_spinner;
-  GtkLabel *name_value, *arch_value, *params_value, *dtype_value, *context_value, *shape_value;
-  GtkLabel *tokenizer_value;
+  GtkLabel *name_value, *arch_value, *params_value, *dtype_value, *context_value;
   AdwPreferencesGroup *memory_group;
   GtkLabel *lora_value, *qlora_value, *full_value, *trainable_value;
   AdwActionRow *lora_row, *trainable_row;
@@ -182,12 +181,13 @@ update_model (StudioModelPage *self)
   else
     text = g_strdup_printf ("%d layers · hidden %d · vocabulary %d", c->n_layers, c->hidden_size,
                             c->vocab_size);
-  gtk_label_set_text (self->shape_value, text);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->shape_row), text);
   g_clear_pointer (&text, g_free);
   if (studio_model_get_tokenizer (model))
-    gtk_label_set_text (self->tokenizer_value, "tokenizer.json loaded");
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->tokenizer_row), "tokenizer.json loaded");
   else
-    gtk_label_set_text (self->tokenizer_value, studio_model_get_tokenizer_note (model));
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->tokenizer_row),
+                                 studio_model_get_tokenizer_note (model));
 }
 
 static void
@@ -489,6 +489,8 @@ studio_model_page_dispose (GObject *object)
 
   if (self->download_job)
     studio_job_cancel (self->download_job);
+  /* AdwBin (libadwaita 1.2) unparents its child again in its own dispose: let it go first. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_MODEL_PAGE);
   g_clear_object (&self->cache_job);
   g_clear_object (&self->download_job);
@@ -518,8 +520,7 @@ studio_model_page_class_init (StudioModelPageClass *klass)
   BIND (info_group); BIND (empty_row); BIND (loading_row); BIND (name_row); BIND (arch_row);
   BIND (params_row); BIND (dtype_row); BIND (context_row); BIND (shape_row);
   BIND (tokenizer_row); BIND (loading_spinner); BIND (name_value); BIND (arch_value);
-  BIND (params_value); BIND (dtype_value); BIND (context_value); BIND (shape_value);
-  BIND (tokenizer_value); BIND (memory_group); BIND (lora_value); BIND (qlora_value);
+  BIND (params_value); BIND (dtype_value); BIND (context_value); BIND (memory_group); BIND (lora_value); BIND (qlora_value);
   BIND (full_value); BIND (trainable_value); BIND (lora_row); BIND (trainable_row);
   BIND (cache_list); BIND (repo_entry); BIND (download_row); BIND (download_progress);
   BIND (known_row);

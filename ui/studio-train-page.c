@@ -715,6 +715,8 @@ studio_train_page_dispose (GObject *object)
   if (self->session)
     g_signal_handlers_disconnect_by_data (self->session, self);
   g_clear_object (&self->session);
+  /* AdwBin (libadwaita 1.2) unparents its child again in its own dispose: let it go first. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_TRAIN_PAGE);
   g_clear_object (&self->runs_job);
   g_clear_object (&self->workspace);

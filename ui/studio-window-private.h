@@ -11,6 +11,8 @@ struct _StudioWindow
   /* Template widgets */
   AdwToastOverlay *toast_overlay;
   AdwViewStack *stack;
+  AdwViewSwitcherTitle *switcher_title;
+  AdwViewSwitcherBar *switcher_bar;
   GtkRevealer *hint_revealer;
   GtkLabel *hint_label;
   GtkWidget *hint_start_button;

@@ -18,7 +18,8 @@ G_DEFINE_FINAL_TYPE (StudioWindow, studio_window, ADW_TYPE_APPLICATION_WINDOW)
 void
 studio_window_show_toast (StudioWindow *self, const char *text)
 {
-  AdwToast *toast = adw_toast_new (text);
+  g_autofree char *escaped = g_markup_escape_text (text, -1);
+  AdwToast *toast = adw_toast_new (escaped);
 
   adw_toast_set_timeout (toast, 4);
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
@@ -29,6 +30,7 @@ studio_window_show_error (StudioWindow *self, const GError *error)
 {
   AdwToast *toast;
   g_autofree char *title = NULL;
+  g_autofree char *escaped = NULL;
   glong len = g_utf8_strlen (error->message, -1);
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -42,9 +44,8 @@ studio_window_show_error (StudioWindow *self, const GError *error)
   else
     title = g_strdup (error->message);
   /* Toast titles are markup: engine messages contain quotes and angle brackets. */
-  toast = adw_toast_new (NULL);
-  adw_toast_set_title (toast, title);
-  g_object_set (toast, "use-markup", FALSE, NULL);
+  escaped = g_markup_escape_text (title, -1);
+  toast = adw_toast_new (escaped);
   adw_toast_set_priority (toast, ADW_TOAST_PRIORITY_HIGH);
   adw_toast_set_timeout (toast, len > TOAST_MAX_CHARS ? 0 : 8);
   if (len > TOAST_MAX_CHARS)
@@ -330,6 +331,12 @@ studio_window_dispose (GObject *object)
   watch_session (self, NULL);
   if (self->workspace)
     g_signal_handlers_disconnect_by_data (self->workspace, self);
+  /* libadwaita 1.2 logs a critical when a view switcher outlives its stack's pages during
+   * disposal: detach both switchers first. */
+  if (self->switcher_title)
+    adw_view_switcher_title_set_stack (self->switcher_title, NULL);
+  if (self->switcher_bar)
+    adw_view_switcher_bar_set_stack (self->switcher_bar, NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_WINDOW);
   g_clear_object (&self->workspace);
   g_clear_object (&self->settings);
@@ -357,6 +364,8 @@ studio_window_class_init (StudioWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class, STUDIO_RESOURCE_PATH "/studio-window.ui");
   gtk_widget_class_bind_template_child (widget_class, StudioWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, StudioWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, StudioWindow, switcher_title);
+  gtk_widget_class_bind_template_child (widget_class, StudioWindow, switcher_bar);
   gtk_widget_class_bind_template_child (widget_class, StudioWindow, hint_revealer);
   gtk_widget_class_bind_template_child (widget_class, StudioWindow, hint_label);
   gtk_widget_class_bind_template_child (widget_class, StudioWindow, hint_start_button);
