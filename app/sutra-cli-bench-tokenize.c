@@ -202,6 +202,11 @@ run_bench (const SutraCliArgs *a, const char *tok_path, bool train, json_object 
     json_object_object_add (out, "tokens", json_object_new_int64 ((int64_t) r.tokens));
     json_object_object_add (out, "chunk", json_object_new_int64 (chunk));
     json_object_object_add (out, "seconds", json_object_new_double (r.seconds));
+    /* on a busy machine the thread's CPU time is the steadier figure */
+    json_object_object_add (out, "mb_per_cpu_s",
+                            json_object_new_double (r.cpu_seconds > 0
+                                                      ? (double) r.bytes * r.passes / 1e6 / r.cpu_seconds
+                                                      : 0.0));
     json_object_object_add (out, "peak_rss_mb", json_object_new_double ((double) ru.ru_maxrss / 1024.0));
   }
   sutra_tokenizer_free (tok);

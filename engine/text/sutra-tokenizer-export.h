@@ -41,8 +41,9 @@ const char       *sutra_tokenizer_pretok_regex     (const SutraTokenizer *tok, s
 
 /* ---- benchmark ---- */
 typedef struct {
-  double mb_per_s;       /* input MB (1e6 bytes) per second of encode time */
+  double mb_per_s;       /* input MB (1e6 bytes) per second of encode time (wall clock) */
   double seconds;
+  double cpu_seconds;    /* CPU time of the calling thread over the same span */
   size_t bytes;          /* bytes encoded per pass */
   size_t tokens;         /* tokens produced per pass */
   int passes;
