@@ -7,6 +7,17 @@
 #include "studio-error.h"
 #include "studio-training-session.h"
 
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Upper bound on UI refreshes from a run: 10 a second. */
+#define DRAIN_INTERVAL_MS 100
+/* The training thread yields to the main loop when both want a core (setpriority on this
+ * thread only; its worker threads inherit it). */
+#define TRAIN_THREAD_NICE 5
+
 G_DEFINE_ENUM_TYPE (StudioTrainState, studio_train_state,
   G_DEFINE_ENUM_VALUE (STUDIO_TRAIN_IDLE, "idle"),
   G_DEFINE_ENUM_VALUE (STUDIO_TRAIN_LOADING, "loading"),
@@ -60,6 +71,7 @@ struct _StudioTrainingSession
   GMutex lock;
   GArray *pending;          /* Event */
   guint drain_id;
+  gint64 last_drain;        /* monotonic µs */
 };
 
 G_DEFINE_FINAL_TYPE (StudioTrainingSession, studio_training_session, G_TYPE_OBJECT)
@@ -150,9 +162,19 @@ on_event (const SutraTrainEvent *ev, void *data)      /* training thread */
 
   g_mutex_lock (&self->lock);
   g_array_append_val (self->pending, e);                   /* copy; never keep ev */
-  if (self->drain_id == 0)                                 /* at most one idle */
-    self->drain_id = g_idle_add_full (G_PRIORITY_LOW, drain_cb, g_object_ref (self),
-                                      g_object_unref);
+  if (self->drain_id == 0)                                 /* at most one source */
+    {
+      /* A tiny model makes dozens of steps a second: the UI is refreshed at most every
+       * DRAIN_INTERVAL_MS, which no eye can tell from live, and the chart redraws and label
+       * relayouts stay off the main loop's back. */
+      gint64 wait_ms = (self->last_drain + DRAIN_INTERVAL_MS * 1000 - g_get_monotonic_time ()) / 1000;
+      if (wait_ms > 0 && ev->kind == SUTRA_TRAIN_EV_STEP)
+        self->drain_id = g_timeout_add_full (G_PRIORITY_LOW, (guint) wait_ms, drain_cb,
+                                             g_object_ref (self), g_object_unref);
+      else
+        self->drain_id = g_idle_add_full (G_PRIORITY_LOW, drain_cb, g_object_ref (self),
+                                          g_object_unref);
+    }
   g_mutex_unlock (&self->lock);
 }
 
@@ -163,6 +185,10 @@ train_thread (gpointer data)
   Result *r = g_new0 (Result, 1);
 
   r->self = self;
+#ifdef SYS_gettid
+  if (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), TRAIN_THREAD_NICE) != 0)
+    g_debug ("could not lower the training thread's priority: %s", g_strerror (errno));
+#endif
   r->status = sutra_trainer_run (self->trainer, &r->err);
   g_idle_add_full (G_PRIORITY_DEFAULT, result_cb, r, g_free);
   return NULL;
@@ -183,6 +209,7 @@ studio_training_session_drain (StudioTrainingSession *self)
   self->pending = g_array_new (FALSE, FALSE, sizeof (Event));
   g_array_set_clear_func (self->pending, event_clear);
   self->drain_id = 0;
+  self->last_drain = g_get_monotonic_time ();
   g_mutex_unlock (&self->lock);
 
   g_object_freeze_notify (obj);
@@ -391,10 +418,10 @@ studio_training_session_stop (StudioTrainingSession *self)
   if (!studio_training_session_is_active (self) || self->state == STUDIO_TRAIN_STOPPING)
     return;
 #if STUDIO_HAVE_TRAINER
+  /* A paused trainer sees the stop request too and saves a checkpoint. A chat answer that
+   * borrowed the weights may still be running: saving only reads them, and the trainer (and
+   * its model) lives until the chat page drops its reference to this session. */
   sutra_trainer_request_stop (self->trainer);
-  /* A paused trainer must wake up to see the stop request; the engine honours stop first. */
-  if (self->borrowed == 0)
-    sutra_trainer_request_resume (self->trainer);
 #endif
   self->resume_pending = FALSE;
   set_state (self, STUDIO_TRAIN_STOPPING);
@@ -437,10 +464,6 @@ studio_training_session_release_model (StudioTrainingSession *self)
   if (--self->borrowed)
     return;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MODEL_BORROWED]);
-#if STUDIO_HAVE_TRAINER
-  if (self->state == STUDIO_TRAIN_STOPPING)
-    sutra_trainer_request_resume (self->trainer);
-#endif
   if (self->resume_pending)
     {
       self->resume_pending = FALSE;
