@@ -51,3 +51,4 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SutraChatTemplate, sutra_chat_template_free)
 #define STUDIO_MISSING_GENERATE  "text generation (engine/infer/)"
 #define STUDIO_MISSING_QUANTIZE  "model quantization (engine/model/sutra-quantize.c)"
 #define STUDIO_MISSING_EXPORT    "the exporter (engine/train/sutra-export.c)"
+#define STUDIO_MISSING_GGUF      "the GGUF writer (sutra_gguf_export, engine/io/)"

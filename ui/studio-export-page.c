@@ -4,6 +4,8 @@
 #include "studio-engine.h"
 #include "studio-error.h"
 #include "studio-export-page.h"
+
+#include <math.h>
 #include "studio-file-chooser.h"
 #include "studio-job.h"
 
@@ -84,6 +86,11 @@ update_rows (StudioExportPage *self)
                                                      : "Open a model on the Model page");
   gtk_widget_set_visible (GTK_WIDGET (self->dtype_row), kind == KIND_MERGED);
   gtk_widget_set_visible (GTK_WIDGET (self->gguf_row), kind == KIND_GGUF);
+#if !STUDIO_HAVE_GGUF_EXPORT
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->gguf_row),
+                               "GGUF needs " STUDIO_MISSING_GGUF ", which this build does not "
+                               "include yet");
+#endif
   update_default_output (self);
 }
 
@@ -186,6 +193,16 @@ export_input_free (gpointer data)
   g_free (in);
 }
 
+/* A model folder (config.json) that is not an adapter folder. */
+static gboolean
+is_model_folder (const char *dir)
+{
+  g_autofree char *cfg = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *acfg = g_build_filename (dir, "adapter_config.json", NULL);
+
+  return g_file_test (cfg, G_FILE_TEST_IS_REGULAR) && !g_file_test (acfg, G_FILE_TEST_IS_REGULAR);
+}
+
 #if STUDIO_HAVE_EXPORT
 static bool
 export_progress (double fraction, const char *what, void *data)   /* worker thread */
@@ -197,13 +214,77 @@ export_progress (double fraction, const char *what, void *data)   /* worker thre
 }
 #endif
 
-/* The self-test answer, or NULL with *error (the job then reports a failed test, not a failed
- * export: the files are written either way). */
+/* Loads what was exported and runs the prompt through it. Returns a one-line verdict, or NULL
+ * with *error (the job then reports a failed test, not a failed export: the files are written
+ * either way). */
 static char *
 self_test (StudioJob *job, ExportInput *in, GError **error)
 {
-  studio_error_missing_engine (STUDIO_MISSING_GENERATE, error);
+#if STUDIO_HAVE_TOKENIZER
+  g_autoptr(SutraModel) m = NULL;
+  g_autoptr(SutraTokenizer) tok = NULL;
+  SutraEncoding enc = { 0 };
+  SutraGenState *st = NULL;
+  SutraError err = { 0 };
+  g_autofree float *logits = NULL;
+  const char *tok_dir = in->kind == KIND_MERGED ? in->output : in->model_dir;
+  size_t bad = 0;
+  int V;
+
+  if (in->kind == KIND_GGUF)
+    {
+      g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_MISSING_ENGINE,
+                           "A GGUF file is checked by loading it with a GGUF reader, which this "
+                           "build does not include yet");
+      return NULL;
+    }
+  if (sutra_model_load (in->kind == KIND_MERGED ? in->output : in->model_dir, &m, &err) != SUTRA_OK ||
+      (in->kind == KIND_PEFT && sutra_lora_load (m, in->output, NULL, &err) != SUTRA_OK) ||
+      sutra_tokenizer_load (tok_dir, &tok, &err) != SUTRA_OK ||
+      sutra_tokenizer_encode (tok, in->prompt, strlen (in->prompt), SUTRA_ENCODE_ADD_SPECIAL, &enc,
+                              &err) != SUTRA_OK)
+    {
+      studio_error_from_sutra (&err, error);
+      return NULL;
+    }
+  V = m->cfg.vocab_size;
+  logits = g_new (float, V);
+  if (enc.n == 0 ||
+      m->vt->state_new (m, (int) enc.n + 1, &st, &err) != SUTRA_OK ||
+      m->vt->step (m, st, enc.ids, (int) enc.n, logits, false, &err) != SUTRA_OK)
+    {
+      if (st)
+        m->vt->state_free (st);
+      sutra_encoding_clear (&enc);
+      if (enc.n == 0)
+        g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_INVALID, "The prompt is empty");
+      else
+        studio_error_from_sutra (&err, error);
+      return NULL;
+    }
+  m->vt->state_free (st);
+  for (int i = 0; i < V; i++)
+    bad += !isfinite (logits[i]);
+  if (bad)
+    {
+      g_set_error (error, STUDIO_ERROR, STUDIO_ERROR_NUMERIC,
+                   "The export loads, but %zu of %d next-token scores are NaN or infinite: the "
+                   "weights are broken", bad, V);
+      sutra_encoding_clear (&enc);
+      return NULL;
+    }
+  {
+    char *verdict = g_strdup_printf ("Loaded the export and ran the prompt (%zu tokens): every "
+                                     "next-token score is finite. A written answer needs %s, "
+                                     "which this build does not include yet.",
+                                     enc.n, STUDIO_MISSING_GENERATE);
+    sutra_encoding_clear (&enc);
+    return verdict;
+  }
+#else
+  studio_error_missing_engine (STUDIO_MISSING_TOKENIZER, error);
   return NULL;
+#endif
 }
 
 typedef struct {
@@ -238,6 +319,24 @@ export_thread (StudioJob *job, gpointer data, GCancellable *cancellable, GError 
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "Could not create %s: %s",
                    parent, g_strerror (errno));
       return NULL;
+    }
+  if (in->kind == KIND_GGUF && !STUDIO_HAVE_GGUF_EXPORT)
+    {
+      studio_error_missing_engine (STUDIO_MISSING_GGUF, error);
+      return NULL;
+    }
+  if (in->source && is_model_folder (in->source))
+    {
+      /* A full fine-tuning result is a model of its own: exported as it is. */
+      if (in->kind == KIND_PEFT)
+        {
+          g_set_error (error, STUDIO_ERROR, STUDIO_ERROR_INVALID,
+                       "%s is a fully fine-tuned model, not an adapter: export it as a merged "
+                       "model or GGUF", in->source);
+          return NULL;
+        }
+      g_free (in->model_dir);
+      in->model_dir = g_steal_pointer (&in->source);
     }
   o.kind = in->kind == KIND_PEFT ? SUTRA_EXPORT_PEFT
          : in->kind == KIND_MERGED ? SUTRA_EXPORT_MERGED : SUTRA_EXPORT_GGUF;
@@ -391,6 +490,20 @@ studio_export_page_set_output (StudioExportPage *self, const char *path)
   self->output_chosen = path != NULL;
   adw_action_row_set_subtitle (self->output_row, path ? path : "");
   update_default_output (self);
+}
+
+void
+studio_export_page_set_kind (StudioExportPage *self, guint kind, guint dtype)
+{
+  adw_combo_row_set_selected (self->kind_row, kind);
+  adw_combo_row_set_selected (self->dtype_row, dtype);
+}
+
+const char *
+studio_export_page_get_selftest (StudioExportPage *self)
+{
+  return gtk_widget_get_visible (GTK_WIDGET (self->selftest_row))
+    ? adw_action_row_get_subtitle (self->selftest_row) : NULL;
 }
 
 const char *

@@ -18,6 +18,10 @@ gboolean    studio_export_page_start         (StudioExportPage *self, GError **e
 gboolean    studio_export_page_is_busy       (StudioExportPage *self);
 /* Output path (what the save dialog's response sets). */
 void        studio_export_page_set_output    (StudioExportPage *self, const char *path);
+/* kind: 0 PEFT, 1 merged, 2 GGUF; dtype (merged): 0 F32, 1 F16, 2 BF16. */
+void        studio_export_page_set_kind      (StudioExportPage *self, guint kind, guint dtype);
+/* The self-test's verdict (or why it did not run) of the last export, or NULL. */
+const char *studio_export_page_get_selftest  (StudioExportPage *self);
 /* The path written by the last successful export, or NULL. */
 const char *studio_export_page_get_result    (StudioExportPage *self);
 

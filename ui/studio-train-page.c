@@ -653,6 +653,7 @@ studio_train_page_set_workspace (StudioTrainPage *self, StudioWorkspace *workspa
   g_signal_connect_object (workspace, "train-changed", G_CALLBACK (on_train_changed), self, 0);
   g_signal_connect_object (workspace, "notify::session", G_CALLBACK (on_workspace_session), self, 0);
   g_signal_connect_object (workspace, "notify::series", G_CALLBACK (on_workspace_series), self, 0);
+  g_signal_connect_object (workspace, "notify::run-dir", G_CALLBACK (on_workspace_series), self, 0);
   g_signal_connect_object (workspace, "notify::model", G_CALLBACK (on_inputs), self, 0);
   g_signal_connect_object (workspace, "notify::dataset-path", G_CALLBACK (on_inputs), self, 0);
   g_signal_connect_object (settings, "changed::output-folder", G_CALLBACK (on_output_folder), self, 0);

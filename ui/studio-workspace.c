@@ -511,8 +511,8 @@ studio_workspace_open_run (StudioWorkspace *self, const char *run_dir, GError **
   if (!studio_loss_series_load_run (series, run_dir, error))
     return FALSE;
   set_session (self, NULL);
-  set_series (self, series);
   set_run_dir (self, run_dir);
+  set_series (self, series);
   /* The run's adapter (final, else its latest checkpoint) becomes the one to chat with. */
 #if STUDIO_HAVE_EXPORT
   {
