@@ -156,24 +156,180 @@ quant_input_free (gpointer data)
   g_free (in);
 }
 
+#if STUDIO_HAVE_QUANTIZE
+static bool
+quant_progress (const SutraQuantizeProgress *p, void *data)    /* worker thread */
+{
+  StudioJob *job = data;
+  static const char *const phases[] = { "Calibrating", "Quantizing", "Measuring quality",
+                                        "Writing" };
+  g_autofree char *text = NULL;
+
+  if (p->name)
+    text = g_strdup_printf ("%s %s (%d/%d)", phases[p->phase], p->name, p->done, p->total);
+  else
+    text = g_strdup_printf ("%s (%d/%d)", phases[p->phase], p->done, p->total);
+  studio_job_report (job, CLAMP (p->fraction, 0, 1), text);
+  return !atomic_load (studio_job_cancel_flag (job));
+}
+
+/* Text through the model's tokenizer, special tokens added as the model expects (the same
+ * reading as `sutra quantize --calib`). */
+static int *
+read_text_ids (const char *model_dir, const char *path, int *n, GError **error)
+{
+  g_autoptr(SutraTokenizer) tok = NULL;
+  g_autofree char *text = NULL;
+  gsize len;
+  SutraEncoding enc = { 0 };
+  SutraError err = { 0 };
+  int *ids;
+
+  if (!g_file_get_contents (path, &text, &len, error))
+    return NULL;
+  if (sutra_tokenizer_load (model_dir, &tok, &err) != SUTRA_OK ||
+      sutra_tokenizer_encode (tok, text, len, SUTRA_ENCODE_ADD_SPECIAL, &enc, &err) != SUTRA_OK)
+    {
+      sutra_error_prefix (&err, "%s", path);
+      studio_error_from_sutra (&err, error);
+      return NULL;
+    }
+  ids = g_new (int, MAX (enc.n, 1));
+  for (size_t i = 0; i < enc.n; i++)
+    ids[i] = enc.ids[i];
+  *n = (int) enc.n;
+  sutra_encoding_clear (&enc);
+  return ids;
+}
+
+static char *
+format_ratio (double before, double after)
+{
+  g_autofree char *a = g_format_size ((guint64) before);
+  g_autofree char *b = g_format_size ((guint64) after);
+  return g_strdup_printf ("%s → %s (%.1f× smaller)", a, b, after > 0 ? before / after : 0);
+}
+#endif
+
 /* The report as (label, value) pairs, NULL-terminated. */
 static gpointer
 quant_thread (StudioJob *job, gpointer data, GCancellable *cancellable, GError **error)
 {
+#if STUDIO_HAVE_QUANTIZE
+  QuantInput *in = data;
+  g_autoptr(SutraModel) m = NULL;
+  g_autofree int *ids = NULL;
+  g_autofree SutraBatch *batches = NULL;
+  SutraQuantizeOptions o = { 0 };
+  SutraQuantReport rep;
+  SutraError err = { 0 };
+  GPtrArray *rows;
+  int n_ids = 0, T = 512, nb = 0;
+
+  studio_job_report (job, -1, "Loading the model…");
+  /* Quantization works in place: on a fresh load, never on the model the pages share. */
+  if (sutra_model_load (in->model_dir, &m, &err) != SUTRA_OK)
+    {
+      studio_error_from_sutra (&err, error);
+      return NULL;
+    }
+  if (g_str_equal (in->method, "nf4"))
+    o.params.type = SUTRA_QUANT_NF4;
+  else if (g_str_equal (in->method, "int8"))
+    o.params.type = SUTRA_QUANT_INT8;
+  else
+    {
+      o.params.type = SUTRA_QUANT_INT4;
+      o.params.method = g_str_equal (in->method, "awq") ? SUTRA_QMETHOD_AWQ
+                      : g_str_equal (in->method, "gptq") ? SUTRA_QMETHOD_GPTQ : SUTRA_QMETHOD_RTN;
+      o.params.group_size = in->group_size;
+    }
+  if (m->cfg.max_position_embeddings > 0 && T > m->cfg.max_position_embeddings)
+    T = m->cfg.max_position_embeddings;
+  if (in->calibration)
+    {
+      ids = read_text_ids (in->model_dir, in->calibration, &n_ids, error);
+      if (ids == NULL)
+        return NULL;
+    }
+  if (o.params.method != SUTRA_QMETHOD_RTN)
+    {
+      /* Calibration windows of T tokens over at most 4096 tokens, as the CLI does. */
+      int nc = MIN (n_ids, 4096);
+      batches = g_new0 (SutraBatch, nc / T + 1);
+      for (int off = 0; off + 1 < nc; off += T)
+        batches[nb++] = (SutraBatch) { 1, MIN (nc - off, T), ids + off, NULL, NULL };
+      if (nb == 0)
+        {
+          g_set_error (error, STUDIO_ERROR, STUDIO_ERROR_INVALID,
+                       "%s holds fewer than 2 tokens: too little to calibrate on", in->calibration);
+          return NULL;
+        }
+      o.calib = batches;
+      o.n_calib = nb;
+    }
+  o.progress = quant_progress;
+  o.user_data = job;
+  o.cancel = studio_job_cancel_flag (job);
+  if (sutra_quantize_to_folder (m, in->output, TRUE, &o, ids, n_ids, T, &rep, &err) != SUTRA_OK)
+    {
+      studio_error_from_sutra (&err, error);
+      return NULL;
+    }
+
+  rows = g_ptr_array_new ();
+#define ROW(label, ...) G_STMT_START { g_ptr_array_add (rows, g_strdup (label)); \
+                                       g_ptr_array_add (rows, g_strdup_printf (__VA_ARGS__)); } G_STMT_END
+  g_ptr_array_add (rows, g_strdup ("Weights file"));
+  g_ptr_array_add (rows, format_ratio (rep.source_file_bytes, rep.file_bytes));
+  ROW ("Bits per weight (quantized layers)", "%.2f", rep.bits_per_weight);
+  ROW ("Bits per parameter (whole file)", "%.2f", rep.bits_per_param_file);
+  ROW ("Layers quantized", "%d", rep.summary.n_quantized);
+  if (rep.evaluated)
+    {
+      ROW ("Perplexity before → after", "%.3f → %.3f (%+.2f %%)", rep.eval.ppl_ref,
+           rep.eval.ppl_quant, 100 * (rep.eval.ppl_quant / rep.eval.ppl_ref - 1));
+      ROW ("KL divergence (mean / p99 / max)", "%.4f / %.4f / %.4f nats", rep.eval.kl_mean,
+           rep.eval.kl_p99, rep.eval.kl_max);
+      ROW ("Same top token", "%.1f %% of %" G_GINT64_FORMAT " positions",
+           100 * rep.eval.top1_agree, (gint64) rep.eval.tokens);
+    }
+  else
+    ROW ("Quality", "%s", "Not measured: choose a calibration text to compare perplexity and KL");
+  ROW ("Time", "%.1f s", rep.summary.seconds);
+  ROW ("Saved to", "%s", in->output);
+  if (rep.summary.notes[0])
+    ROW ("Notes", "%s", rep.summary.notes);
+#undef ROW
+  g_ptr_array_add (rows, NULL);
+  return g_ptr_array_free (rows, FALSE);
+#else
   studio_error_missing_engine (STUDIO_MISSING_QUANTIZE, error);
   return NULL;
+#endif
 }
 
 static void
 add_report_row (StudioQuantPage *self, const char *label, const char *value)
 {
   GtkWidget *row = adw_action_row_new ();
-  GtkWidget *v = gtk_label_new (value);
 
   adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), label);
-  gtk_widget_add_css_class (v, "numeric");
-  gtk_label_set_selectable (GTK_LABEL (v), TRUE);
-  adw_action_row_add_suffix (ADW_ACTION_ROW (row), v);
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  /* Short numbers line up on the right; paths and notes get the row's full width. */
+  if (g_utf8_strlen (value, -1) <= 44)
+    {
+      GtkWidget *v = gtk_label_new (value);
+      gtk_widget_add_css_class (v, "numeric");
+      gtk_label_set_selectable (GTK_LABEL (v), TRUE);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), v);
+    }
+  else
+    {
+      g_autofree char *escaped = g_markup_escape_text (value, -1);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row), escaped);
+      adw_action_row_set_subtitle_lines (ADW_ACTION_ROW (row), 0);
+    }
   gtk_list_box_append (self->report_list, row);
   self->report_rows++;
 }
@@ -280,6 +436,23 @@ gboolean
 studio_quant_page_is_busy (StudioQuantPage *self)
 {
   return studio_job_get_running (self->job);
+}
+
+void
+studio_quant_page_set_options (StudioQuantPage *self, guint method, guint group, const char *calibration,
+                               const char *output)
+{
+  adw_combo_row_set_selected (self->method_row, method);
+  adw_combo_row_set_selected (self->group_row, group);
+  g_free (self->calibration);
+  self->calibration = g_strdup (calibration);
+  if (output)
+    {
+      g_free (self->output);
+      self->output = g_strdup (output);
+      self->output_chosen = TRUE;
+    }
+  update_rows (self);
 }
 
 guint

@@ -16,7 +16,11 @@ void     studio_quant_page_set_workspace (StudioQuantPage *self, StudioWorkspace
 /* What panel.quantize does. */
 gboolean studio_quant_page_start         (StudioQuantPage *self, GError **error);
 gboolean studio_quant_page_is_busy       (StudioQuantPage *self);
-/* Rows of the last report ("Size", "3.1 MB → 0.9 MB", ...), for tests; NULL before one. */
+/* What the rows and file dialogs set: method 0 NF4, 1 INT4, 2 AWQ, 3 GPTQ, 4 INT8; group 0/1/2
+ * = 32/64/128; calibration text (or NULL); output folder (NULL keeps the default). */
+void     studio_quant_page_set_options   (StudioQuantPage *self, guint method, guint group,
+                                          const char *calibration, const char *output);
+/* Rows in the last quality report (0 before one). */
 guint    studio_quant_page_get_report_rows (StudioQuantPage *self);
 
 G_END_DECLS
