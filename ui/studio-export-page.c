@@ -57,8 +57,9 @@ update_default_output (StudioExportPage *self)
     {
       g_autofree char *parent = g_path_get_dirname (self->source);
       g_autofree char *leaf = g_path_get_basename (self->source);
-      /* ".../run-X/adapter" reads better as "run-X". */
-      base = g_str_equal (leaf, "adapter") ? g_path_get_basename (parent) : g_strdup (leaf);
+      /* ".../run-X/adapter" and ".../run-X/model" read better as "run-X". */
+      base = g_str_equal (leaf, "adapter") || g_str_equal (leaf, "model")
+           ? g_path_get_basename (parent) : g_strdup (leaf);
     }
   else
     base = g_strdup (model ? studio_model_get_name (model) : "model");
@@ -84,6 +85,14 @@ update_rows (StudioExportPage *self)
                                : "None: the base model is exported as it is (merged or GGUF)");
   adw_action_row_set_subtitle (self->base_row, model ? studio_model_get_path (model)
                                                      : "Open a model on the Model page");
+  {
+    static const char *const what[] = {
+      "Small: only the trained adapter, loaded with the base model (PEFT layout)",
+      "A complete Hugging Face model with the adapter folded into its weights",
+      "One file for llama.cpp and Ollama, with the tokenizer inside",
+    };
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->kind_row), what[kind]);
+  }
   gtk_widget_set_visible (GTK_WIDGET (self->dtype_row), kind == KIND_MERGED);
   gtk_widget_set_visible (GTK_WIDGET (self->gguf_row), kind == KIND_GGUF);
 #if !STUDIO_HAVE_GGUF_EXPORT
@@ -100,11 +109,16 @@ kind_changed_cb (StudioExportPage *self)
   update_rows (self);
 }
 
+static gboolean is_model_folder (const char *dir);
+
 static void
 on_adapter (StudioWorkspace *ws, GParamSpec *pspec, StudioExportPage *self)
 {
   g_free (self->source);
   self->source = g_strdup (studio_workspace_get_adapter_dir (ws));
+  /* A fully fine-tuned model has no adapter to export: offer it merged instead. */
+  if (self->source && is_model_folder (self->source) && get_kind (self) == KIND_PEFT)
+    adw_combo_row_set_selected (self->kind_row, KIND_MERGED);
   update_rows (self);
 }
 

@@ -64,6 +64,16 @@ update_rows (StudioQuantPage *self)
 
   adw_action_row_set_subtitle (self->model_row, model ? studio_model_get_path (model)
                                                       : "Open a model on the Model page");
+  {
+    static const char *const what[] = {
+      "QLoRA's 4-bit normal float, blocks of 64: no data needed",
+      "4-bit groups rounded to nearest: no data needed",
+      "4-bit, activation-aware scaling (AWQ): needs calibration text",
+      "4-bit with error correction (GPTQ): needs calibration text",
+      "8 bits per weight, one scale per row: nearly lossless",
+    };
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->method_row), what[MIN (method, 4)]);
+  }
   /* NF4 blocks are fixed at 64 and INT8 is per channel: the group size is an INT4 setting. */
   gtk_widget_set_sensitive (GTK_WIDGET (self->group_row), method >= 1 && method <= 3);
   if (self->calibration)

@@ -523,6 +523,13 @@ studio_workspace_open_run (StudioWorkspace *self, const char *run_dir, GError **
     free (found);
   }
 #endif
+  if (adapter == NULL)
+    {
+      /* A full fine-tuning run has no adapter but a model of its own. */
+      g_autofree char *model = g_build_filename (run_dir, "model", "config.json", NULL);
+      if (g_file_test (model, G_FILE_TEST_IS_REGULAR))
+        adapter = g_path_get_dirname (model);
+    }
   if (adapter)
     studio_workspace_set_adapter_dir (self, adapter);
   return TRUE;
