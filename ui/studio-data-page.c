@@ -27,6 +27,8 @@ struct _StudioDataPage
   GtkWidget *bad_group;
   GtkListBox *bad_list;
   GtkSpinButton *split_spin;
+  GtkWidget *recent_group;
+  GtkListBox *recent_list;
 
   /* Owned */
   StudioWorkspace *workspace;
@@ -341,8 +343,57 @@ reload (StudioDataPage *self)
 }
 
 static void
+update_recent (StudioDataPage *self)
+{
+  GSettings *settings = studio_workspace_get_settings (self->workspace);
+  g_auto(GStrv) recent = g_settings_get_strv (settings, "recent-datasets");
+  const char *current = studio_workspace_get_dataset_path (self->workspace);
+  GtkWidget *child;
+  guint shown = 0;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->recent_list))))
+    gtk_list_box_remove (self->recent_list, child);
+  for (guint i = 0; recent[i] && shown < 5; i++)
+    {
+      GtkWidget *row, *button;
+      g_autofree char *name = NULL;
+
+      if (g_strcmp0 (recent[i], current) == 0 || !g_file_test (recent[i], G_FILE_TEST_IS_REGULAR))
+        continue;
+      row = adw_action_row_new ();
+      name = g_path_get_basename (recent[i]);
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), name);
+      adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row), recent[i]);
+      button = gtk_button_new_with_label ("Open");
+      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+      gtk_actionable_set_action_name (GTK_ACTIONABLE (button), "panel.open-recent");
+      gtk_actionable_set_action_target (GTK_ACTIONABLE (button), "s", recent[i]);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), button);
+      gtk_list_box_append (self->recent_list, row);
+      shown++;
+    }
+  gtk_widget_set_visible (self->recent_group, shown > 0);
+}
+
+static void
+on_recent_changed (GSettings *settings, const char *key, StudioDataPage *self)
+{
+  update_recent (self);
+}
+
+static void
+open_recent (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  StudioDataPage *self = STUDIO_DATA_PAGE (widget);
+
+  studio_workspace_set_dataset_path (self->workspace, g_variant_get_string (param, NULL));
+}
+
+static void
 on_inputs_changed (StudioWorkspace *ws, GParamSpec *pspec, StudioDataPage *self)
 {
+  update_recent (self);
   reload (self);
 }
 
@@ -382,7 +433,10 @@ studio_data_page_set_workspace (StudioDataPage *self, StudioWorkspace *workspace
   g_signal_connect_object (workspace, "notify::dataset-path", G_CALLBACK (on_inputs_changed), self, 0);
   g_signal_connect_object (workspace, "notify::model", G_CALLBACK (on_inputs_changed), self, 0);
   g_signal_connect_object (workspace, "train-changed", G_CALLBACK (on_train_changed), self, 0);
+  g_signal_connect_object (studio_workspace_get_settings (workspace), "changed::recent-datasets",
+                           G_CALLBACK (on_recent_changed), self, 0);
   on_train_changed (workspace, "val_split", self);
+  update_recent (self);
   reload (self);
 }
 
@@ -452,10 +506,11 @@ studio_data_page_class_init (StudioDataPageClass *klass)
   BIND (tokens_row); BIND (spinner); BIND (status_icon); BIND (shape_value); BIND (count_value);
   BIND (tokens_value); BIND (lengths_group); BIND (histogram); BIND (lengths_label);
   BIND (preview_group); BIND (preview_position); BIND (preview_view); BIND (bad_group);
-  BIND (bad_list); BIND (split_spin);
+  BIND (bad_list); BIND (split_spin); BIND (recent_group); BIND (recent_list);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, split_changed_cb);
   gtk_widget_class_install_action (widget_class, "panel.preview-next", NULL, preview_step);
+  gtk_widget_class_install_action (widget_class, "panel.open-recent", "s", open_recent);
   gtk_widget_class_install_action (widget_class, "panel.preview-previous", NULL, preview_step);
 }
 

@@ -20,6 +20,8 @@ struct _StudioModelPage
   GtkLabel *lora_value, *qlora_value, *full_value, *trainable_value;
   AdwActionRow *lora_row, *trainable_row;
   GtkListBox *cache_list;
+  GtkWidget *recent_group;
+  GtkListBox *recent_list;
   AdwEntryRow *repo_entry;
   GtkWidget *download_row;
   GtkProgressBar *download_progress;
@@ -190,16 +192,60 @@ update_model (StudioModelPage *self)
                                  studio_model_get_tokenizer_note (model));
 }
 
+static void update_recent (StudioModelPage *self);
+
 static void
 on_model_changed (StudioWorkspace *ws, GParamSpec *pspec, StudioModelPage *self)
 {
   update_model (self);
+  update_recent (self);
 }
 
 static void
 on_train_changed (StudioWorkspace *ws, const char *key, StudioModelPage *self)
 {
   update_memory (self);
+}
+
+/* ---- recent models (GSettings) ---------------------------------------------------------- */
+
+static void clear_list (GtkListBox *list);
+static GtkWidget *action_button (const char *label, const char *action, const char *target);
+
+static void
+update_recent (StudioModelPage *self)
+{
+  GSettings *settings = studio_workspace_get_settings (self->workspace);
+  g_auto(GStrv) recent = g_settings_get_strv (settings, "recent-models");
+  const char *current = studio_workspace_get_model_path (self->workspace);
+  guint shown = 0;
+
+  clear_list (self->recent_list);
+  for (guint i = 0; recent[i]; i++)
+    {
+      GtkWidget *row;
+      g_autofree char *name = NULL;
+
+      /* The open model is described above; folders that went away are not offered. */
+      if (g_strcmp0 (recent[i], current) == 0 || !g_file_test (recent[i], G_FILE_TEST_IS_DIR))
+        continue;
+      row = adw_action_row_new ();
+      name = g_path_get_basename (recent[i]);
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), name);
+      adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row), recent[i]);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row),
+                                 action_button ("Open", "panel.open-cached", recent[i]));
+      gtk_list_box_append (self->recent_list, row);
+      shown++;
+    }
+  gtk_widget_set_visible (self->recent_group, shown > 0);
+}
+
+static void
+on_recent_changed (GSettings *settings, const char *key, StudioModelPage *self)
+{
+  update_recent (self);
 }
 
 /* ---- the Hugging Face cache -------------------------------------------------------------- */
@@ -478,7 +524,10 @@ studio_model_page_set_workspace (StudioModelPage *self, StudioWorkspace *workspa
   g_signal_connect_object (workspace, "notify::model", G_CALLBACK (on_model_changed), self, 0);
   g_signal_connect_object (workspace, "notify::model-loading", G_CALLBACK (on_model_changed), self, 0);
   g_signal_connect_object (workspace, "train-changed", G_CALLBACK (on_train_changed), self, 0);
+  g_signal_connect_object (studio_workspace_get_settings (workspace), "changed::recent-models",
+                           G_CALLBACK (on_recent_changed), self, 0);
   update_model (self);
+  update_recent (self);
   refresh_cache (GTK_WIDGET (self), NULL, NULL);
 }
 
@@ -523,7 +572,7 @@ studio_model_page_class_init (StudioModelPageClass *klass)
   BIND (params_value); BIND (dtype_value); BIND (context_value); BIND (memory_group); BIND (lora_value); BIND (qlora_value);
   BIND (full_value); BIND (trainable_value); BIND (lora_row); BIND (trainable_row);
   BIND (cache_list); BIND (repo_entry); BIND (download_row); BIND (download_progress);
-  BIND (known_row);
+  BIND (known_row); BIND (recent_group); BIND (recent_list);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, repo_entry_apply_cb);
 
