@@ -46,8 +46,9 @@ studio_engine_has(STUDIO_HAVE_TOKENIZER sutra_tokenizer_load sutra_detokenizer_n
 studio_engine_has(STUDIO_HAVE_CHAT_TEMPLATE sutra_chat_template_load sutra_chat_render)
 studio_engine_has(STUDIO_HAVE_DATASET sutra_dataset_load sutra_dataset_preview)
 studio_engine_has(STUDIO_HAVE_EXPORT sutra_export)
-studio_engine_has(STUDIO_HAVE_GGUF_EXPORT sutra_gguf_export)
-studio_engine_has(STUDIO_HAVE_GENERATE sutra_generate)
+studio_engine_has(STUDIO_HAVE_GGUF_EXPORT sutra_gguf_export_model sutra_gguf_import_weights)
+studio_engine_has(STUDIO_HAVE_GENERATE sutra_generator_new sutra_gen_config_load
+                  sutra_chat_session_new sutra_chat_session_send)
 studio_engine_has(STUDIO_HAVE_QUANTIZE sutra_quantize_to_folder sutra_model_quantize)
 set(STUDIO_FEATURE_LIST TRAINER TRAIN_ESTIMATE TOKENIZER CHAT_TEMPLATE DATASET EXPORT GGUF_EXPORT
     GENERATE QUANTIZE)

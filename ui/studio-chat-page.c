@@ -10,15 +10,6 @@
 typedef enum { MODE_BASE, MODE_TUNED, MODE_COMPARE, MODE_TRAINING } ChatMode;
 
 typedef struct {
-  GtkBox *messages;
-  GtkScrolledWindow *scroller;
-  GtkLabel *title;
-  GPtrArray *turns;           /* Turn*, user and assistant alternating */
-  GtkLabel *streaming;        /* the answer being written, or NULL */
-  GString *answer;
-} Column;
-
-typedef struct {
   char *role, *content;
 } Turn;
 
@@ -30,6 +21,20 @@ turn_free (gpointer data)
   g_free (t->content);
   g_free (t);
 }
+
+/* One conversation column. The engine's chat session keeps the conversation and the KV cache
+ * between replies; it is only ever used inside a job (one at a time) and freed in finalize,
+ * after any job has let go of the page. */
+typedef struct {
+  GtkBox *messages;
+  GtkScrolledWindow *scroller;
+  GtkLabel *title;
+  GPtrArray *turns;             /* Turn*: what is shown, user and assistant alternating */
+  GtkLabel *streaming;          /* the answer being written, or NULL */
+  GString *answer;
+  struct SutraChatSession *session;
+  StudioModel *session_model;   /* keeps the session's weights alive (NULL: training weights) */
+} Column;
 
 struct _StudioChatPage
 {
@@ -53,26 +58,43 @@ struct _StudioChatPage
   Column columns[2];
   guint pending[2];             /* columns still to answer for the current message */
   guint n_pending, current;
-  StudioModel *tuned;           /* base model + adapter, cached */
+  char *message;                /* the user message being answered */
+  StudioModel *tuned;           /* base model + adapter (or a fully fine-tuned model), cached */
   char *tuned_adapter;
-  StudioTrainingSession *borrowed_from;
+  StudioTrainingSession *borrowed_from;   /* while a reply runs on the training weights */
+  StudioTrainingSession *train_session;   /* owner of the weights the training column uses */
 };
 
 G_DEFINE_FINAL_TYPE (StudioChatPage, studio_chat_page, ADW_TYPE_BIN)
 
+static void
+column_drop_session (Column *c)
+{
+#if STUDIO_HAVE_CHAT
+  g_clear_pointer (&c->session, sutra_chat_session_free);
+#endif
+  g_clear_object (&c->session_model);
+}
+
 /* ---- generation (worker thread) ---------------------------------------------------------- */
 
 typedef struct {
-  StudioModel *base;            /* tokenizer, chat template, and the weights in base mode */
-  SutraModel *weights;          /* the weights to use when not the base's (borrowed) */
-  char *adapter_dir;            /* tuned mode without a cached model: load it */
-  GPtrArray *messages;          /* Turn*, system first when set */
+  StudioModel *base;            /* tokenizer and chat template */
+  StudioModel *model;           /* the weights (ref), or NULL with train_weights */
+  SutraModel *train_weights;    /* borrowed from a paused trainer */
+  char *adapter_dir;            /* tuned reply without a cached tuned model: load it */
+  struct SutraChatSession *session;   /* the column's session, or NULL to create one */
+  gboolean use_adapter, invalidate;
+  char *system, *text;
   double temperature, top_p;
   int top_k, max_tokens;
 } GenInput;
 
 typedef struct {
   char *answer;
+  const char *stop;             /* why it stopped (engine's name), static */
+  struct SutraChatSession *new_session;
+  StudioModel *session_model;   /* the model a new session runs on */
   StudioModel *tuned_loaded;    /* set when this job loaded the tuned model */
 } GenResult;
 
@@ -81,8 +103,10 @@ gen_input_free (gpointer data)
 {
   GenInput *in = data;
   g_clear_object (&in->base);
+  g_clear_object (&in->model);
   g_free (in->adapter_dir);
-  g_ptr_array_unref (in->messages);
+  g_free (in->system);
+  g_free (in->text);
   g_free (in);
 }
 
@@ -91,6 +115,10 @@ gen_result_free (gpointer data)
 {
   GenResult *r = data;
   g_free (r->answer);
+#if STUDIO_HAVE_CHAT
+  g_clear_pointer (&r->new_session, sutra_chat_session_free);
+#endif
+  g_clear_object (&r->session_model);
   g_clear_object (&r->tuned_loaded);
   g_free (r);
 }
@@ -116,23 +144,87 @@ load_tuned (StudioModel *base, const char *adapter_dir, GError **error)
   return g_steal_pointer (&m);
 }
 
+#if STUDIO_HAVE_CHAT
+static bool
+on_token (void *user, int id, const char *text, size_t len)   /* worker thread */
+{
+  StudioJob *job = user;
+
+  if (len)
+    studio_job_emit_text (job, text, (gssize) len);
+  return !atomic_load (studio_job_cancel_flag (job));
+}
+#endif
+
 static gpointer
 generate_thread (StudioJob *job, gpointer data, GCancellable *cancellable, GError **error)
 {
   GenInput *in = data;
-  g_autoptr(StudioModel) tuned = NULL;
+  GenResult *r = g_new0 (GenResult, 1);
+#if STUDIO_HAVE_CHAT
+  SutraModel *weights = in->train_weights ? in->train_weights
+                      : in->model ? studio_model_get_sutra (in->model) : NULL;
+  struct SutraChatSession *session = in->session;
+  SutraGenConfig gcfg;
+  SutraGenParams p;
+  SutraGenResult res;
+  SutraError err = { 0 };
 
   if (in->adapter_dir)
     {
       studio_job_report (job, -1, "Loading the fine-tuned weights…");
-      tuned = load_tuned (in->base, in->adapter_dir, error);
-      if (tuned == NULL)
-        return NULL;
-      in->weights = studio_model_get_sutra (tuned);
+      r->tuned_loaded = load_tuned (in->base, in->adapter_dir, error);
+      if (r->tuned_loaded == NULL)
+        goto fail;
+      weights = studio_model_get_sutra (r->tuned_loaded);
+      r->session_model = g_object_ref (r->tuned_loaded);
     }
-#if STUDIO_HAVE_GENERATE && STUDIO_HAVE_TOKENIZER && STUDIO_HAVE_CHAT_TEMPLATE
-  return chat_generate (job, in, error);
+  else if (in->model)
+    r->session_model = g_object_ref (in->model);
+  if (session == NULL)
+    {
+      SutraChatSessionOptions o;
+      sutra_chat_session_options_init (&o);
+      o.system = in->system && *in->system ? in->system : NULL;
+      o.use_adapter = in->use_adapter;
+      if (sutra_chat_session_new (weights, studio_model_get_tokenizer (in->base),
+                                  studio_model_get_chat_template (in->base), &o, &r->new_session,
+                                  &err) != SUTRA_OK)
+        goto engine_fail;
+      session = r->new_session;
+    }
+  else
+    sutra_chat_session_set_system (session, in->system && *in->system ? in->system : NULL);
+  if (in->invalidate)
+    sutra_chat_session_invalidate (session);
+
+  /* The model's generation_config.json first, then the page's sampling settings. */
+  if (sutra_gen_config_load (studio_model_get_path (in->base), &weights->cfg,
+                             studio_model_get_tokenizer (in->base), &gcfg, &err) != SUTRA_OK)
+    goto engine_fail;
+  sutra_gen_params_init (&p, &gcfg);
+  p.sampler.do_sample = in->temperature > 0;
+  p.sampler.temperature = in->temperature > 0 ? (float) in->temperature : 1.0f;
+  p.sampler.top_k = in->top_k;
+  p.sampler.top_p = in->top_p > 0 ? (float) in->top_p : 1.0f;
+  p.sampler.seed = g_random_int ();
+  p.max_new_tokens = in->max_tokens;
+  if (sutra_chat_session_send (session, in->text, &p, on_token, job, &res, &err) != SUTRA_OK)
+    goto engine_fail;
+  r->answer = g_strdup (sutra_chat_session_reply (session));
+  r->stop = sutra_stop_reason_name (res.reason);
+  return r;
+
+engine_fail:
+  studio_error_from_sutra (&err, error);
+fail:
+  /* A session made here for the failed reply goes too (and the model the page did not see). */
+  gen_result_free (r);
+  return NULL;
 #else
+  (void) load_tuned;
+  (void) in;
+  gen_result_free (r);
   studio_error_missing_engine (!STUDIO_HAVE_GENERATE ? STUDIO_MISSING_GENERATE
                                : !STUDIO_HAVE_TOKENIZER ? STUDIO_MISSING_TOKENIZER
                                : STUDIO_MISSING_CHAT, error);
@@ -203,11 +295,26 @@ update_titles (StudioChatPage *self)
   gtk_label_set_text (self->right_title, tuned_title);
 }
 
+static void clear_action (GtkWidget *widget, const char *action_name, GVariant *param);
+
+/* A new mode, model or adapter starts a new conversation: the sessions belong to the old one. */
+static void
+restart_conversation (StudioChatPage *self)
+{
+  if (studio_job_get_running (self->job))
+    return;
+  clear_action (GTK_WIDGET (self), NULL, NULL);
+  for (guint i = 0; i < 2; i++)
+    column_drop_session (&self->columns[i]);
+  g_clear_object (&self->train_session);
+  update_titles (self);
+}
+
 static void
 mode_changed_cb (StudioChatPage *self)
 {
   if (self->workspace)
-    update_titles (self);
+    restart_conversation (self);
 }
 
 static void start_next (StudioChatPage *self);
@@ -235,13 +342,23 @@ release_borrowed (StudioChatPage *self)
 }
 
 static void
+finish_column (Column *c, const char *answer)
+{
+  Turn *t = g_new0 (Turn, 1);
+
+  t->role = g_strdup ("assistant");
+  t->content = g_strdup (answer);
+  g_ptr_array_add (c->turns, t);
+  c->streaming = NULL;
+}
+
+static void
 generated (GObject *source, GAsyncResult *result, gpointer data)
 {
   g_autoptr(StudioChatPage) self = data;
   g_autoptr(GError) error = NULL;
   GenResult *r = studio_job_finish (STUDIO_JOB (source), result, &error);
   Column *c = &self->columns[self->current];
-  Turn *t;
 
   release_borrowed (self);
   if (r && r->tuned_loaded)
@@ -249,6 +366,12 @@ generated (GObject *source, GAsyncResult *result, gpointer data)
       g_set_object (&self->tuned, r->tuned_loaded);
       g_free (self->tuned_adapter);
       self->tuned_adapter = g_strdup (studio_workspace_get_adapter_dir (self->workspace));
+    }
+  if (r && r->new_session)
+    {
+      column_drop_session (c);
+      c->session = g_steal_pointer (&r->new_session);
+      c->session_model = g_steal_pointer (&r->session_model);
     }
   if (r == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
@@ -258,21 +381,18 @@ generated (GObject *source, GAsyncResult *result, gpointer data)
     }
   else
     {
-      if (c->answer->len == 0 && r && r->answer)
+      /* The engine's reply is the reference (the stream may hold a held-back tail). */
+      if (r && r->answer)
         g_string_assign (c->answer, r->answer);
-      if (r == NULL)
+      if (r && g_strcmp0 (r->stop, "callback") == 0)
         g_string_append (c->answer, c->answer->len ? " [stopped]" : "[stopped]");
       gtk_label_set_text (c->streaming, c->answer->str);
     }
-  t = g_new0 (Turn, 1);
-  t->role = g_strdup ("assistant");
-  t->content = g_strdup (c->answer->str);
-  g_ptr_array_add (c->turns, t);
-  c->streaming = NULL;
+  finish_column (c, c->answer->str);
+  if (r == NULL || g_strcmp0 (r->stop, "callback") == 0)
+    self->n_pending = 0;   /* Stop (or a failure) ends the whole round, the other column too */
   if (r)
     gen_result_free (r);
-  if (r == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    self->n_pending = 0;   /* Stop ends the whole round, the other column too */
   start_next (self);
 }
 
@@ -283,7 +403,7 @@ start_next (StudioChatPage *self)
   Column *c;
   ChatMode mode = get_mode (self);
   StudioModel *base = studio_workspace_get_model (self->workspace);
-  const char *system = gtk_editable_get_text (GTK_EDITABLE (self->system_entry));
+  const char *why = NULL;
   gboolean tuned;
 
   if (self->n_pending == 0)
@@ -297,21 +417,9 @@ start_next (StudioChatPage *self)
 
   in = g_new0 (GenInput, 1);
   in->base = g_object_ref (base);
-  in->messages = g_ptr_array_new_with_free_func (turn_free);
-  if (*system)
-    {
-      Turn *t = g_new0 (Turn, 1);
-      t->role = g_strdup ("system");
-      t->content = g_strdup (system);
-      g_ptr_array_add (in->messages, t);
-    }
-  for (guint i = 0; i < c->turns->len; i++)
-    {
-      Turn *src = c->turns->pdata[i], *t = g_new0 (Turn, 1);
-      t->role = g_strdup (src->role);
-      t->content = g_strdup (src->content);
-      g_ptr_array_add (in->messages, t);
-    }
+  in->session = c->session;
+  in->system = g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->system_entry)));
+  in->text = g_strdup (self->message);
   in->temperature = gtk_spin_button_get_value (self->temperature_spin);
   in->top_p = gtk_spin_button_get_value (self->top_p_spin);
   in->top_k = gtk_spin_button_get_value_as_int (self->top_k_spin);
@@ -321,33 +429,49 @@ start_next (StudioChatPage *self)
   if (mode == MODE_TRAINING)
     {
       StudioTrainingSession *s = studio_workspace_get_session (self->workspace);
-      in->weights = s ? studio_training_session_borrow_model (s) : NULL;
-      if (in->weights)
-        self->borrowed_from = g_object_ref (s);
+      /* Another run than the one this conversation started on: start over. */
+      if (self->train_session && self->train_session != s)
+        {
+          column_drop_session (c);
+          g_clear_object (&self->train_session);
+          in->session = NULL;
+        }
+      in->train_weights = s ? studio_training_session_borrow_model (s) : NULL;
+      if (in->train_weights)
+        {
+          self->borrowed_from = g_object_ref (s);
+          g_set_object (&self->train_session, s);
+          in->use_adapter = TRUE;
+          in->invalidate = TRUE;   /* the weights moved on since the last pause */
+        }
+      else
+        why = "Pause a training run first: the paused weights answer here.";
     }
   else if (tuned)
     {
       const char *adapter = studio_workspace_get_adapter_dir (self->workspace);
-      if (self->tuned && g_strcmp0 (self->tuned_adapter, adapter) == 0)
-        in->weights = studio_model_get_sutra (self->tuned);
+      in->use_adapter = TRUE;
+      if (adapter == NULL)
+        why = "No adapter yet: train one or reopen a run on the Train page.";
+      else if (self->tuned && g_strcmp0 (self->tuned_adapter, adapter) == 0)
+        in->model = g_object_ref (self->tuned);
       else
-        in->adapter_dir = g_strdup (adapter);
+        {
+          /* Another adapter than the cached one: its conversation starts over. */
+          column_drop_session (c);
+          in->session = NULL;
+          in->adapter_dir = g_strdup (adapter);
+        }
     }
   else
-    in->weights = studio_model_get_sutra (base);
+    in->model = g_object_ref (base);
 
-  if (in->weights == NULL && in->adapter_dir == NULL)
+  if (why)
     {
       /* Nothing to run: say why in the bubble, keep the conversation consistent. */
-      const char *why = mode == MODE_TRAINING ? "Pause a training run first: the paused weights answer here."
-                                              : "No adapter yet: train one or reopen a run on the Train page.";
-      Turn *t = g_new0 (Turn, 1);
       gtk_label_set_text (c->streaming, why);
       gtk_widget_add_css_class (GTK_WIDGET (c->streaming), "error");
-      t->role = g_strdup ("assistant");
-      t->content = g_strdup ("");
-      g_ptr_array_add (c->turns, t);
-      c->streaming = NULL;
+      finish_column (c, "");
       gen_input_free (in);
       start_next (self);
       return;
@@ -373,6 +497,8 @@ studio_chat_page_send (StudioChatPage *self, const char *text)
       return FALSE;
     }
   gtk_widget_set_visible (self->left_placeholder, FALSE);
+  g_free (self->message);
+  self->message = g_strdup (text);
   for (guint i = 0; i < n_columns; i++)
     {
       Turn *t = g_new0 (Turn, 1);
@@ -433,6 +559,11 @@ clear_action (GtkWidget *widget, const char *action_name, GVariant *param)
     return;
   clear_column (&self->columns[0], self->left_placeholder);
   clear_column (&self->columns[1], NULL);
+#if STUDIO_HAVE_CHAT
+  for (guint i = 0; i < 2; i++)
+    if (self->columns[i].session)
+      sutra_chat_session_clear (self->columns[i].session);
+#endif
   gtk_widget_set_visible (self->left_placeholder, TRUE);
 }
 
@@ -449,7 +580,13 @@ on_job_running (StudioJob *job, GParamSpec *pspec, StudioChatPage *self)
 static void
 on_workspace_changed (StudioWorkspace *ws, GParamSpec *pspec, StudioChatPage *self)
 {
-  update_titles (self);
+  restart_conversation (self);
+}
+
+StudioJob *
+studio_chat_page_get_job (StudioChatPage *self)
+{
+  return self->job;
 }
 
 gboolean
@@ -510,7 +647,6 @@ studio_chat_page_dispose (GObject *object)
   gtk_widget_dispose_template (GTK_WIDGET (self), STUDIO_TYPE_CHAT_PAGE);
   release_borrowed (self);
   g_clear_object (&self->job);
-  g_clear_object (&self->tuned);
   g_clear_object (&self->workspace);
   G_OBJECT_CLASS (studio_chat_page_parent_class)->dispose (object);
 }
@@ -520,12 +656,17 @@ studio_chat_page_finalize (GObject *object)
 {
   StudioChatPage *self = STUDIO_CHAT_PAGE (object);
 
+  /* Sessions borrow models (and maybe the trainer's): free them before what they borrow. */
   for (guint i = 0; i < 2; i++)
     {
+      column_drop_session (&self->columns[i]);
       g_ptr_array_unref (self->columns[i].turns);
       g_string_free (self->columns[i].answer, TRUE);
     }
+  g_clear_object (&self->tuned);
+  g_clear_object (&self->train_session);
   g_free (self->tuned_adapter);
+  g_free (self->message);
   G_OBJECT_CLASS (studio_chat_page_parent_class)->finalize (object);
 }
 
@@ -562,11 +703,13 @@ studio_chat_page_init (StudioChatPage *self)
   g_signal_connect (self->job, "notify::running", G_CALLBACK (on_job_running), self);
   on_job_running (self->job, NULL, self);
   self->columns[0] = (Column) { self->left_messages, self->left_scroller, self->left_title,
-                                g_ptr_array_new_with_free_func (turn_free), NULL, g_string_new (NULL) };
+                                g_ptr_array_new_with_free_func (turn_free), NULL,
+                                g_string_new (NULL), NULL, NULL };
   self->columns[1] = (Column) { self->right_messages, self->right_scroller, self->right_title,
-                                g_ptr_array_new_with_free_func (turn_free), NULL, g_string_new (NULL) };
+                                g_ptr_array_new_with_free_func (turn_free), NULL,
+                                g_string_new (NULL), NULL, NULL };
 
-#if STUDIO_HAVE_GENERATE && STUDIO_HAVE_TOKENIZER && STUDIO_HAVE_CHAT_TEMPLATE
+#if STUDIO_HAVE_CHAT
   gtk_stack_set_visible_child_name (self->main_stack, "ready");
 #else
   {

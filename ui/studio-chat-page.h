@@ -5,6 +5,7 @@
 
 #include <adwaita.h>
 
+#include "studio-job.h"
 #include "studio-workspace.h"
 
 G_BEGIN_DECLS
@@ -16,6 +17,8 @@ void      studio_chat_page_set_workspace   (StudioChatPage *self, StudioWorkspac
 /* What panel.send does: adds the message and starts answering. FALSE when busy or empty. */
 gboolean  studio_chat_page_send            (StudioChatPage *self, const char *text);
 gboolean  studio_chat_page_is_busy         (StudioChatPage *self);
+/* The job that generates answers ("streamed" carries the text as it arrives). */
+StudioJob *studio_chat_page_get_job        (StudioChatPage *self);
 /* 0 base, 1 fine-tuned, 2 side by side, 3 training weights. */
 void      studio_chat_page_set_mode        (StudioChatPage *self, guint mode);
 /* The last answer in column 0 (left) or 1 (right), or NULL. */

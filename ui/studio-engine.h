@@ -25,6 +25,10 @@
 #endif
 #if STUDIO_HAVE_GENERATE
 #include "sutra-generate.h"
+#include "sutra-chat-session.h"
+#endif
+#if STUDIO_HAVE_GGUF_EXPORT
+#include "sutra-gguf-export.h"
 #endif
 #if STUDIO_HAVE_QUANTIZE
 #include "sutra-quantize.h"
@@ -41,6 +45,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SutraTokenizer, sutra_tokenizer_free)
 #if STUDIO_HAVE_CHAT_TEMPLATE
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SutraChatTemplate, sutra_chat_template_free)
 #endif
+#if STUDIO_HAVE_GENERATE
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SutraChatSession, sutra_chat_session_free)
+#endif
+/* Chat needs the generation loop, a tokenizer and chat templates. */
+#define STUDIO_HAVE_CHAT (STUDIO_HAVE_GENERATE && STUDIO_HAVE_TOKENIZER && STUDIO_HAVE_CHAT_TEMPLATE)
 
 /* A one-line user-facing name for an engine part that is missing from this build, used by
  * pages and the report: "the trainer (engine/train/sutra-trainer.c)". */
@@ -48,7 +57,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SutraChatTemplate, sutra_chat_template_free)
 #define STUDIO_MISSING_DATASET   "the dataset loader (engine/text/sutra-dataset.c)"
 #define STUDIO_MISSING_TOKENIZER "the tokenizer (engine/text/sutra-tokenizer.c)"
 #define STUDIO_MISSING_CHAT      "chat templates (engine/text/sutra-chat.c)"
-#define STUDIO_MISSING_GENERATE  "text generation (engine/infer/)"
+#define STUDIO_MISSING_GENERATE  "text generation (engine/infer/sutra-generate.c, sutra-chat-session.c)"
 #define STUDIO_MISSING_QUANTIZE  "model quantization (engine/model/sutra-quantize.c)"
 #define STUDIO_MISSING_EXPORT    "the exporter (engine/train/sutra-export.c)"
-#define STUDIO_MISSING_GGUF      "the GGUF writer (sutra_gguf_export, engine/io/)"
+#define STUDIO_MISSING_GGUF      "the GGUF writer (engine/infer/sutra-gguf-export.c)"

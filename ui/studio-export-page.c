@@ -228,73 +228,141 @@ export_progress (double fraction, const char *what, void *data)   /* worker thre
 }
 #endif
 
-/* Loads what was exported and runs the prompt through it. Returns a one-line verdict, or NULL
- * with *error (the job then reports a failed test, not a failed export: the files are written
- * either way). */
+#if STUDIO_HAVE_EXPORT && STUDIO_HAVE_GGUF_EXPORT
+/* The weights a GGUF export writes: the base (or a full model) with the source's adapter. */
+static SutraModel *
+load_exported_source (ExportInput *in, SutraError *err)
+{
+  SutraModel *m = NULL;
+  char *adapter = NULL;
+
+  if (sutra_model_load (in->model_dir, &m, err) != SUTRA_OK)
+    return NULL;
+  if (in->source &&
+      (sutra_export_find_adapter (in->source, &adapter, err) != SUTRA_OK ||
+       sutra_lora_load (m, adapter, NULL, err) != SUTRA_OK))
+    {
+      free (adapter);
+      sutra_model_free (m);
+      return NULL;
+    }
+  free (adapter);
+  return m;
+}
+#endif
+
+/* Loads what was written, as someone receiving it would: the base model with the PEFT adapter,
+ * the merged folder, or the base model with the GGUF file's weights imported (dequantized, as
+ * llama.cpp would run them). */
+static SutraModel *
+load_export (ExportInput *in, SutraError *err)
+{
+  SutraModel *m = NULL;
+
+  if (sutra_model_load (in->kind == KIND_MERGED ? in->output : in->model_dir, &m, err) != SUTRA_OK)
+    return NULL;
+  if (in->kind == KIND_PEFT && sutra_lora_load (m, in->output, NULL, err) != SUTRA_OK)
+    goto fail;
+#if STUDIO_HAVE_GGUF_EXPORT
+  if (in->kind == KIND_GGUF && sutra_gguf_import_weights (m, in->output, err) != SUTRA_OK)
+    goto fail;
+#endif
+  return m;
+fail:
+  sutra_model_free (m);
+  return NULL;
+}
+
+/* Loads the export and answers the prompt with it (greedy, a short answer). Returns the verdict
+ * line, or NULL with *error: the job then reports a failed test, not a failed export (the files
+ * are written either way). Without the generation loop in this build it checks that the export
+ * loads and that the prompt's next-token scores are finite. */
 static char *
 self_test (StudioJob *job, ExportInput *in, GError **error)
 {
 #if STUDIO_HAVE_TOKENIZER
+  const char *tok_dir = in->kind == KIND_MERGED ? in->output : in->model_dir;
   g_autoptr(SutraModel) m = NULL;
   g_autoptr(SutraTokenizer) tok = NULL;
-  SutraEncoding enc = { 0 };
-  SutraGenState *st = NULL;
   SutraError err = { 0 };
-  g_autofree float *logits = NULL;
-  const char *tok_dir = in->kind == KIND_MERGED ? in->output : in->model_dir;
-  size_t bad = 0;
-  int V;
 
-  if (in->kind == KIND_GGUF)
-    {
-      g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_MISSING_ENGINE,
-                           "A GGUF file is checked by loading it with a GGUF reader, which this "
-                           "build does not include yet");
-      return NULL;
-    }
-  if (sutra_model_load (in->kind == KIND_MERGED ? in->output : in->model_dir, &m, &err) != SUTRA_OK ||
-      (in->kind == KIND_PEFT && sutra_lora_load (m, in->output, NULL, &err) != SUTRA_OK) ||
-      sutra_tokenizer_load (tok_dir, &tok, &err) != SUTRA_OK ||
-      sutra_tokenizer_encode (tok, in->prompt, strlen (in->prompt), SUTRA_ENCODE_ADD_SPECIAL, &enc,
-                              &err) != SUTRA_OK)
+  if ((m = load_export (in, &err)) == NULL || sutra_tokenizer_load (tok_dir, &tok, &err) != SUTRA_OK)
     {
       studio_error_from_sutra (&err, error);
       return NULL;
     }
-  V = m->cfg.vocab_size;
-  logits = g_new (float, V);
-  if (enc.n == 0 ||
-      m->vt->state_new (m, (int) enc.n + 1, &st, &err) != SUTRA_OK ||
-      m->vt->step (m, st, enc.ids, (int) enc.n, logits, false, &err) != SUTRA_OK)
-    {
-      if (st)
-        m->vt->state_free (st);
-      sutra_encoding_clear (&enc);
-      if (enc.n == 0)
-        g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_INVALID, "The prompt is empty");
-      else
-        studio_error_from_sutra (&err, error);
-      return NULL;
-    }
-  m->vt->state_free (st);
-  for (int i = 0; i < V; i++)
-    bad += !isfinite (logits[i]);
-  if (bad)
-    {
-      g_set_error (error, STUDIO_ERROR, STUDIO_ERROR_NUMERIC,
-                   "The export loads, but %zu of %d next-token scores are NaN or infinite: the "
-                   "weights are broken", bad, V);
-      sutra_encoding_clear (&enc);
-      return NULL;
-    }
+#if STUDIO_HAVE_CHAT
   {
-    char *verdict = g_strdup_printf ("Loaded the export and ran the prompt (%zu tokens): every "
-                                     "next-token score is finite. A written answer needs %s, "
-                                     "which this build does not include yet.",
-                                     enc.n, STUDIO_MISSING_GENERATE);
-    sutra_encoding_clear (&enc);
-    return verdict;
+    g_autoptr(SutraChatTemplate) tmpl = NULL;
+    g_autoptr(SutraChatSession) session = NULL;
+    SutraChatSessionOptions o;
+    SutraGenConfig gcfg;
+    SutraGenParams p;
+    SutraGenResult res;
+
+    sutra_chat_session_options_init (&o);
+    if (sutra_chat_template_load (tok_dir, NULL, &tmpl, &err) != SUTRA_OK ||
+        sutra_chat_session_new (m, tok, tmpl, &o, &session, &err) != SUTRA_OK ||
+        sutra_gen_config_load (tok_dir, &m->cfg, tok, &gcfg, &err) != SUTRA_OK)
+      {
+        studio_error_from_sutra (&err, error);
+        return NULL;
+      }
+    sutra_gen_params_init (&p, &gcfg);
+    p.sampler.do_sample = false;        /* greedy: the same export answers the same way */
+    p.max_new_tokens = 48;
+    if (sutra_chat_session_send (session, in->prompt, &p, NULL, NULL, &res, &err) != SUTRA_OK)
+      {
+        studio_error_from_sutra (&err, error);
+        return NULL;
+      }
+    return g_strdup_printf ("Answered in %d tokens (%s): “%s”", res.n_generated,
+                            sutra_stop_reason_name (res.reason), sutra_chat_session_reply (session));
   }
+#else
+  {
+    SutraEncoding enc = { 0 };
+    SutraGenState *st = NULL;
+    g_autofree float *logits = NULL;
+    size_t bad = 0, n;
+    int V = m->cfg.vocab_size;
+
+    if (sutra_tokenizer_encode (tok, in->prompt, strlen (in->prompt), SUTRA_ENCODE_ADD_SPECIAL,
+                                &enc, &err) != SUTRA_OK)
+      {
+        studio_error_from_sutra (&err, error);
+        return NULL;
+      }
+    n = enc.n;
+    logits = g_new (float, V);
+    if (n == 0 || m->vt->state_new (m, (int) n + 1, &st, &err) != SUTRA_OK ||
+        m->vt->step (m, st, enc.ids, (int) n, logits, false, &err) != SUTRA_OK)
+      {
+        if (st)
+          m->vt->state_free (st);
+        sutra_encoding_clear (&enc);
+        if (n == 0)
+          g_set_error_literal (error, STUDIO_ERROR, STUDIO_ERROR_INVALID, "The prompt is empty");
+        else
+          studio_error_from_sutra (&err, error);
+        return NULL;
+      }
+    m->vt->state_free (st);
+    sutra_encoding_clear (&enc);
+    for (int i = 0; i < V; i++)
+      bad += !isfinite (logits[i]);
+    if (bad)
+      {
+        g_set_error (error, STUDIO_ERROR, STUDIO_ERROR_NUMERIC,
+                     "The export loads, but %zu of %d next-token scores are NaN or infinite: "
+                     "the weights are broken", bad, V);
+        return NULL;
+      }
+    return g_strdup_printf ("Loaded the export and ran the prompt (%zu tokens): every next-token "
+                            "score is finite. A written answer needs %s, which this build does "
+                            "not include yet.", n, STUDIO_MISSING_GENERATE);
+  }
+#endif
 #else
   studio_error_missing_engine (STUDIO_MISSING_TOKENIZER, error);
   return NULL;
@@ -352,17 +420,31 @@ export_thread (StudioJob *job, gpointer data, GCancellable *cancellable, GError 
       g_free (in->model_dir);
       in->model_dir = g_steal_pointer (&in->source);
     }
-  o.kind = in->kind == KIND_PEFT ? SUTRA_EXPORT_PEFT
-         : in->kind == KIND_MERGED ? SUTRA_EXPORT_MERGED : SUTRA_EXPORT_GGUF;
-  o.dtype = in->dtype;
-  o.gguf_type = in->gguf_type;
-  o.progress = export_progress;
-  o.user_data = job;
   studio_job_report (job, 0, "Exporting…");
-  if (sutra_export (in->source, in->model_dir, in->output, &o, &err) != SUTRA_OK)
+  if (in->kind == KIND_GGUF)
     {
-      studio_error_from_sutra (&err, error);
-      return NULL;
+#if STUDIO_HAVE_GGUF_EXPORT
+      g_autoptr(SutraModel) m = load_exported_source (in, &err);
+      if (m == NULL ||
+          sutra_gguf_export_model (m, in->model_dir, in->output, in->gguf_type, export_progress, job,
+                                   &err) != SUTRA_OK)
+        {
+          studio_error_from_sutra (&err, error);
+          return NULL;
+        }
+#endif
+    }
+  else
+    {
+      o.kind = in->kind == KIND_PEFT ? SUTRA_EXPORT_PEFT : SUTRA_EXPORT_MERGED;
+      o.dtype = in->dtype;
+      o.progress = export_progress;
+      o.user_data = job;
+      if (sutra_export (in->source, in->model_dir, in->output, &o, &err) != SUTRA_OK)
+        {
+          studio_error_from_sutra (&err, error);
+          return NULL;
+        }
     }
 #else
   studio_error_missing_engine (STUDIO_MISSING_EXPORT, error);
