@@ -467,12 +467,11 @@ gboolean
 studio_workspace_start_training (StudioWorkspace *self, GError **error)
 {
 #if STUDIO_HAVE_TRAINER
-  g_auto(SutraTrainConfig) c;
+  g_auto(SutraTrainConfig) c = { 0 };   /* filled by build_train_config (a copy) */
   g_autoptr(StudioTrainingSession) session = NULL;
 
   if (!check_idle (self, error))
     return FALSE;
-  sutra_train_config_init (&c);
   if (!studio_workspace_build_train_config (self, &c, error))
     return FALSE;
   session = studio_training_session_new (&c);

@@ -47,7 +47,8 @@ gboolean               studio_workspace_apply_train_settings (StudioWorkspace  *
                                                               SutraTrainConfig *config,
                                                               GError          **error);
 /* A complete config: preset, changed keys, model, data, a fresh output_dir under the output
- * folder, threads from the preferences. Fails when the model or data is missing. */
+ * folder, threads from the preferences, written into *config (zeroed storage, filled on
+ * success; free with sutra_train_config_clear). Fails when the model or data is missing. */
 gboolean               studio_workspace_build_train_config (StudioWorkspace  *self,
                                                             SutraTrainConfig *config,
                                                             GError          **error);
