@@ -214,7 +214,8 @@ load_data (SutraTrainer *t, SutraError *err)
   if (st)
     return st;
   const SutraBadRow *bad;
-  size_t nbad = sutra_dataset_bad_rows (t->all_ds, &bad);
+  sutra_dataset_bad_rows (t->all_ds, &bad);
+  size_t nbad = sutra_dataset_bad_row_total (t->all_ds);
   for (size_t i = 0; i < nbad && i < 20; i++)
     sutra_trainer_log (t, "skipped %s", bad[i].message);
   if (nbad > 20)
