@@ -230,6 +230,32 @@ test_page_actions (Fixture *f, gconstpointer data)
   }
 }
 
+static void
+test_default_data (Fixture *f, gconstpointer data)
+{
+  g_autofree char *walkthrough = g_build_filename (test_source_dir (), "data", "examples",
+                                                   "quick-lora.json", NULL);
+  g_autofree char *model = studio_paths_default_model ();
+  g_autofree char *dataset = studio_paths_default_dataset ();
+  g_autofree char *models_dir = g_build_filename (test_source_dir (), "data", "models", NULL);
+
+  if (!g_file_test (walkthrough, G_FILE_TEST_IS_REGULAR))
+    {
+      g_test_skip ("this tree has no data/examples/quick-lora.json");
+      return;
+    }
+  /* the walk-through's dataset; its model when the tree has it (issue 9), else none */
+  g_assert_nonnull (dataset);
+  g_assert_true (g_str_has_suffix (dataset, "/data/datasets/pirate-chat.jsonl"));
+  if (model)
+    g_assert_true (g_str_has_prefix (model, models_dir));
+  /* a window opened without arguments opens them */
+  studio_window_open_paths (f->win, NULL, NULL);
+  g_assert_cmpstr (studio_workspace_get_dataset_path (f->ws), ==, dataset);
+  if (model)
+    WAIT_UNTIL (studio_workspace_get_model (f->ws) != NULL, 60000);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -246,6 +272,7 @@ main (int argc, char **argv)
   g_test_add ("/ui/window/preferences-and-shortcuts", Fixture, NULL, setup,
               test_preferences_and_shortcuts, teardown);
   g_test_add ("/ui/window/page-actions", Fixture, NULL, setup, test_page_actions, teardown);
+  g_test_add ("/ui/window/default-data", Fixture, NULL, setup, test_default_data, teardown);
   rc = g_test_run ();
   studio_test_cleanup ();
   return rc;

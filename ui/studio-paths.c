@@ -3,6 +3,8 @@
 
 #include "studio-paths.h"
 
+#include <json-c/json.h>
+
 static char *
 data_root (guint i)
 {
@@ -88,17 +90,52 @@ is_dataset_file (const char *path)
   return FALSE;
 }
 
+/* "model" or "data" of data/examples/quick-lora.json (the README's walk-through), resolved
+ * against the examples folder, when that file names something that exists. */
+static char *
+walkthrough_path (const char *key, gboolean (*accept) (const char *path))
+{
+  g_autofree char *file = studio_paths_find_data ("examples/quick-lora.json");
+  g_autofree char *text = NULL;
+  g_autofree char *dir = NULL;
+  json_object *root, *v;
+  char *path = NULL;
+
+  if (file == NULL || !g_file_get_contents (file, &text, NULL, NULL))
+    return NULL;
+  root = json_tokener_parse (text);
+  if (root && json_object_object_get_ex (root, key, &v) && json_object_is_type (v, json_type_string))
+    {
+      dir = g_path_get_dirname (file);
+      path = g_canonicalize_filename (json_object_get_string (v), dir);
+      if (!accept (path))
+        g_clear_pointer (&path, g_free);
+    }
+  json_object_put (root);
+  return path;
+}
+
 char *
 studio_paths_default_model (void)
 {
-  g_autofree char *models = studio_paths_find_data ("models");
+  g_autofree char *models = NULL;
+  char *path = walkthrough_path ("model", is_model_dir);
+
+  if (path)
+    return path;
+  models = studio_paths_find_data ("models");
   return first_entry (models, is_model_dir);
 }
 
 char *
 studio_paths_default_dataset (void)
 {
-  g_autofree char *sets = studio_paths_find_data ("datasets");
+  g_autofree char *sets = NULL;
+  char *path = walkthrough_path ("data", is_dataset_file);
+
+  if (path)
+    return path;
+  sets = studio_paths_find_data ("datasets");
   return first_entry (sets, is_dataset_file);
 }
 

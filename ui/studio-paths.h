@@ -13,10 +13,12 @@ G_BEGIN_DECLS
 
 /* "<data>/<sub>" for the first data folder (order above) where it exists, else NULL. */
 char      *studio_paths_find_data      (const char *sub);
-/* The default model folder: the first folder under data/models/ (sorted by name) that holds
- * a config.json; NULL when the tree has none yet. */
+/* The default model folder: the "model" of data/examples/quick-lora.json (the README's
+ * walk-through) when it exists, else the first folder under data/models/ (by name) holding a
+ * config.json; NULL when the tree has none yet. */
 char      *studio_paths_default_model  (void);
-/* The sample dataset the first-run hint offers (data/datasets/, first file by name), or NULL. */
+/* The sample dataset opened at first: that file's "data", else the first file of
+ * data/datasets/ by name; NULL when none. */
 char      *studio_paths_default_dataset (void);
 /* Default folder for run folders when the preference is empty: ~/sutra-runs. */
 char      *studio_paths_default_output (void);

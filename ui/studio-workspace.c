@@ -57,11 +57,12 @@ static guint signals[N_SIGNALS];
 typedef struct { const char *key, *value; } KV;
 
 static const KV preset_quick[] = {
+  /* data/examples/quick-lora.json, the README's five-minute walk-through */
   { "method", "lora" }, { "lora_r", "8" }, { "lora_alpha", "16" }, { "lora_dropout", "0" },
-  { "lr", "1e-3" }, { "max_steps", "60" }, { "epochs", "1" }, { "micro_batch_size", "4" },
-  { "grad_accum", "1" }, { "seq_len", "256" }, { "warmup_steps", "5" }, { "schedule", "cosine" },
-  { "val_split", "0.1" }, { "eval_every", "20" }, { "save_every", "30" },
-  { "keep_checkpoints", "2" }, { NULL, NULL },
+  { "lora_targets", "all-linear" }, { "lr", "2e-3" }, { "max_steps", "60" }, { "epochs", "1" },
+  { "micro_batch_size", "8" }, { "grad_accum", "1" }, { "seq_len", "128" },
+  { "warmup_steps", "5" }, { "schedule", "cosine" }, { "val_split", "0.1" },
+  { "eval_every", "20" }, { "save_every", "20" }, { "keep_checkpoints", "2" }, { NULL, NULL },
 };
 static const KV preset_balanced[] = {
   { "method", "lora" }, { "lora_r", "16" }, { "lora_alpha", "32" }, { "lora_dropout", "0.05" },
