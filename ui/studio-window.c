@@ -201,7 +201,7 @@ on_session_finished (StudioTrainingSession *session, StudioWindow *self)
       return;
     }
   if (st == STUDIO_TRAIN_FINISHED)
-    studio_window_show_toast (self, "Training finished: the adapter is ready on Chat and Export");
+    studio_window_show_toast (self, "Training finished: the result is ready on Chat and Export");
   else if (st == STUDIO_TRAIN_STOPPED)
     studio_window_show_toast (self, "Training stopped; a checkpoint was saved");
   else if (st == STUDIO_TRAIN_FAILED && studio_training_session_get_error (session))
