@@ -94,6 +94,7 @@ studio_application_startup (GApplication *app)
 static int
 studio_application_command_line (GApplication *app, GApplicationCommandLine *cmdline)
 {
+  static const char *const pages[] = { "model", "data", "train", "chat", "quantize", "export", NULL };
   g_auto(GStrv) argv = g_application_command_line_get_arguments (cmdline, NULL);
   guint argc = g_strv_length (argv);
   GtkWindow *existing = gtk_application_get_active_window (GTK_APPLICATION (app));
@@ -122,6 +123,12 @@ studio_application_command_line (GApplication *app, GApplicationCommandLine *cmd
     }
   g_variant_dict_lookup (options, "page", "s", &page);
   g_variant_dict_lookup (options, "run", "^ay", &run);
+  if (page && !g_strv_contains (pages, page))
+    {
+      g_application_command_line_printerr (cmdline, "sutra-studio: unknown page '%s' (model, data, "
+                                           "train, chat, quantize or export)\n", page);
+      return 2;
+    }
   if (existing && argc == 1 && page == NULL && run == NULL)
     {
       gtk_window_present (existing);
