@@ -461,6 +461,12 @@ studio_model_page_download (StudioModelPage *self, const char *repo_id)
                   download_done, g_object_ref (self));
 }
 
+StudioJob *
+studio_model_page_get_download_job (StudioModelPage *self)
+{
+  return self->download_job;
+}
+
 static void
 download_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {

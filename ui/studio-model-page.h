@@ -5,6 +5,7 @@
 
 #include <adwaita.h>
 
+#include "studio-job.h"
 #include "studio-workspace.h"
 
 G_BEGIN_DECLS
@@ -15,5 +16,7 @@ G_DECLARE_FINAL_TYPE (StudioModelPage, studio_model_page, STUDIO, MODEL_PAGE, Ad
 void studio_model_page_set_workspace (StudioModelPage *self, StudioWorkspace *workspace);
 /* Starts downloading repo_id into the Hugging Face cache and opens it when done. */
 void studio_model_page_download      (StudioModelPage *self, const char *repo_id);
+/* The download job ("fraction", "text", "running"; panel.cancel-download cancels it). */
+StudioJob *studio_model_page_get_download_job (StudioModelPage *self);
 
 G_END_DECLS
