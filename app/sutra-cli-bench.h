@@ -44,3 +44,11 @@ double sutra_bench_read_bandwidth_gbs (double seconds);
 int    sutra_bench_qmatmul (const SutraBenchOptions *o, json_object *out);
 /* A SmolLM2-135M / tiny shaped Llama config by name; false if unknown. */
 bool   sutra_bench_llama_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* RWKV-4-169M ("rwkv4-169m") / Mamba-130M ("mamba-130m") shaped configs (the Hub configs of
+ * RWKV/rwkv-4-169m-pile and state-spaces/mamba-130m-hf); false if unknown. */
+bool   sutra_bench_recurrent_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* Any shape: Llama or recurrent. */
+bool   sutra_bench_model_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* `bench forward` for recurrent shapes: training forward + backward at batch 1 x seq with
+ * per-op timing (app/sutra-cli-bench-recurrent.c). */
+int    sutra_bench_forward_recurrent (const SutraBenchOptions *o, const void *cfg, json_object *out);

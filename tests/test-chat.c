@@ -617,6 +617,24 @@ test_spans_exact (void)
   g_free (b);
   free (s);
   free (text);
+  sutra_chat_template_free (t);
+  /* a template that closes the final turn differently from the earlier ones: the earlier span
+   * still ends with the marker the template closes other turns with */
+  test_assert_ok (sutra_chat_template_new ("{% for m in messages %}<|start|>{{ m.role }}<|message|>"
+                                           "{{ m.content }}{{ '<|return|>' if loop.last and m.role "
+                                           "== 'assistant' else '<|end|>' }}{% endfor %}"
+                                           "{% if add_generation_prompt %}<|start|>assistant"
+                                           "{% endif %}", &t, &err), &err);
+  test_assert_ok (sutra_chat_assistant_spans (t, m, 4, &text, &s, &ns, &err), &err);
+  g_assert_cmpuint (ns, ==, 2);
+  a = g_strndup (text + s[0].start, s[0].end - s[0].start);
+  b = g_strndup (text + s[1].start, s[1].end - s[1].start);
+  g_assert_cmpstr (a, ==, "<|message|>Hello<|end|>");
+  g_assert_cmpstr (b, ==, "<|message|>Sure<|return|>");
+  g_free (a);
+  g_free (b);
+  free (s);
+  free (text);
   /* a conversation without assistant turns has no spans */
   test_assert_ok (sutra_chat_assistant_spans (t, m, 1, &text, &s, &ns, &err), &err);
   g_assert_cmpuint (ns, ==, 0);

@@ -172,6 +172,13 @@ static const RefCase REF[] = {
   { "syntax", "{% macro m(a=1, b) %}{% endmacro %}", NULL, "" },
   { "syntax", "{{ f(a=1, 2) }}", NULL, "" },
   { "syntax", "{% for x in l %}{% endif %}", NULL, "" },
+  { "markup", "{{ \"<b>\"|safe + s }}|{{ \"&\"|e }}|{{ (\"<p>\"|safe) is escaped }}|{{ s is escaped }}", "<b>h\303\251llo w\303\266rld \360\237\246\231|&amp;|True|False", NULL },
+  { "markup", "{% set v = d|tojson|safe %}{{ \"<x>\" + v }}|{{ \"<x>\" ~ v }}", "&lt;x&gt;{\"b\": 2, \"a\": 1}|<x>{\"b\": 2, \"a\": 1}", NULL },
+  { "markup", "{{ (\"%s<%s\"|safe) % (\"<\", 1) }}|{{ (\"<\"|safe).join([\"&\", 2]) }}|{{ (\"a<b\"|safe).replace(\"<\", \"&\") }}", "&lt;<1|&amp;<2|a&amp;b", NULL },
+  { "markup", "{{ [(\"<\"|safe)] }}|{{ (\"<x>\"|safe)[1:] + \"&\" }}|{{ (\"a,b\"|safe).split(\",\")[0] + \"<\" }}|{{ \"&\"|forceescape|forceescape }}", "[Markup('<')]|x>&amp;|a&lt;|&amp;amp;", NULL },
+  { "filters", "{{ n|selectattr(\"type\", \"equalto\", \"x\")|list }}|{{ n|map(attribute=\"x\")|list }}|{{ \"\"|select|list }}", "[]|[]|[]", NULL },
+  { "filters", "{% if false %}{{ x|no_such_filter }}{% endif %}{{ 1 if true else x is no_such_test }}", "1", NULL },
+  { "filters", "{% if true %}{{ x|no_such_filter }}{% endif %}", NULL, "No filter named 'no_such_filter' found." },
 };
 
 /* Parses and renders src; returns the status, *out (malloc'd) or err. */
@@ -255,9 +262,23 @@ test_errors_name_line (void)
   g_assert_nonnull (strstr (err.message, "groupby"));
   g_assert_cmpint (render ("{{ '\\N{BULLET}' }}", NULL, &out, &err), ==, SUTRA_ERR_UNSUPPORTED);
   g_assert_cmpint (render ("{% extends 'base' %}", NULL, &out, &err), ==, SUTRA_ERR_UNSUPPORTED);
-  /* an unknown filter fails even in a branch that never runs, as Jinja's compiler does */
-  g_assert_cmpint (render ("{% if false %}{{ x|nope }}{% endif %}", NULL, &out, &err), ==,
+  /* Jinja 3 checks filters and tests when compiling, except inside an if statement or a
+   * conditional expression, where they fail only if run; loop and macro bodies are checked */
+  g_assert_cmpint (render ("{% for i in [] %}{{ i|nope }}{% endfor %}", NULL, &out, &err), ==,
                    SUTRA_ERR_FORMAT);
+  g_assert_cmpstr (err.message, ==, "template line 1: No filter named 'nope'.");
+  g_assert_cmpint (render ("{% if false %}{% macro m() %}{{ 1 is nope }}{% endmacro %}{% endif %}",
+                           NULL, &out, &err), ==, SUTRA_ERR_FORMAT);
+  char *ok = NULL;
+  test_assert_ok (render ("{% if false %}{{ x|nope }}{{ x|groupby('a') }}{% endif %}"
+                          "{{ 1 if true else x is nope }}", NULL, &ok, &err), &err);
+  g_assert_cmpstr (ok, ==, "1");
+  free (ok);
+  g_assert_cmpint (render ("{% if true %}\n{{ x|nope }}{% endif %}", NULL, &out, &err), ==,
+                   SUTRA_ERR_FORMAT);
+  g_assert_cmpstr (err.message, ==, "template line 2: No filter named 'nope' found.");
+  g_assert_cmpint (render ("{% if true %}{{ x|groupby('a') }}{% endif %}", NULL, &out, &err), ==,
+                   SUTRA_ERR_UNSUPPORTED);
   /* a runtime error names its line too */
   g_assert_cmpint (render ("ok\n\n{{ missing.attr }}", NULL, &out, &err), ==, SUTRA_ERR_FORMAT);
   g_assert_cmpstr (err.message, ==, "template line 3: 'missing' is undefined");

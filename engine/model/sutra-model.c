@@ -9,13 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const SutraModelVTable sutra_llama_vtable;
+extern const SutraModelVTable sutra_llama_vtable, sutra_rwkv4_vtable, sutra_mamba_vtable;
 
 static const SutraModelVTable *
 vtable_for (SutraArch arch)
 {
   switch (arch) {
   case SUTRA_ARCH_LLAMA: return &sutra_llama_vtable;
+  case SUTRA_ARCH_RWKV4: return &sutra_rwkv4_vtable;
+  case SUTRA_ARCH_MAMBA: return &sutra_mamba_vtable;
   default: return NULL;
   }
 }

@@ -133,6 +133,35 @@ cut_partial_marker (const char *s, size_t n)
   return n;
 }
 
+/* When the last turn is closed differently from the others (gpt-oss ends the final answer with
+ * <|return|>, earlier ones with <|end|>), T says nothing about the end-of-turn text in F. Then a
+ * "<...>" marker right after the content counts when the template closes an earlier message's
+ * content with the same marker. Returns its length or 0. */
+static size_t
+same_closing_marker (const char *full, size_t fl, size_t start, size_t ce,
+                     const SutraChatMessage *msgs, size_t i)
+{
+  if (ce >= fl || full[ce] != '<')
+    return 0;
+  size_t m = 1;
+  while (ce + m < fl && m < 64 && full[ce + m] != '>' && full[ce + m] != '<')
+    m++;
+  if (ce + m >= fl || full[ce + m] != '>')
+    return 0;
+  m++;
+  for (size_t j = 0; j < i; j++) {
+    const char *c = msgs[j].content;
+    size_t cl = c ? strlen (c) : 0;
+    if (cl == 0)
+      continue;
+    for (long q = rfind_in (full, 0, start, full + ce, m); q >= (long) cl;
+         q = rfind_in (full, 0, (size_t) q + m - 1, full + ce, m))
+      if (memcmp (full + q - (long) cl, c, cl) == 0)
+        return m;
+  }
+  return 0;
+}
+
 static SutraStatus
 render_first (const SutraChatTemplate *t, const SutraChatMessage *msgs, size_t n, bool agp,
               char **out, size_t *len, SutraError *err)
@@ -204,6 +233,8 @@ sutra_chat_assistant_spans (const SutraChatTemplate *t, const SutraChatMessage *
         size_t c = common_prefix (T + after_t, tl - after_t, full + end, fl - end);
         end += cut_partial_marker (full + end, c);
       }
+      if (end == ce)                         /* still no end-of-turn text: see below */
+        end += same_closing_marker (full, fl, start, ce, msgs, i);
     }
     /* drop whitespace after the end-of-turn text, never the content's own */
     long cpos = rfind_in (full, start, end, form.s, form.n);

@@ -207,8 +207,8 @@ jn_getitem (JnCtx *c, JVal obj, JVal key, int line)
       int64_t n = jstr_ncp (obj.v.s);
       if (i < 0)
         i += n;
-      if (i >= 0 && i < n)
-        return jn_str_char_at (r, obj.v.s, i);
+      if (i >= 0 && i < n)                  /* Markup.__getitem__ keeps Markup */
+        return jv_as_markup (jn_str_char_at (r, obj.v.s, i), obj.markup);
     }
     break;
   default:
@@ -303,7 +303,7 @@ jn_eval_slice (JnCtx *c, JVal obj, const JnNode *sl, Scope *s, int line)
   int64_t count = adjust_slice (len, parts[0], parts[1], step, &start);
   jn_step (c, (size_t) (count > 0 ? count : 0) / 16, line);
   if (obj.t == JV_STR)
-    return jn_str_slice (r, obj.v.s, start, step, count);
+    return jv_as_markup (jn_str_slice (r, obj.v.s, start, step, count), obj.markup);
   if (obj.v.l->kind == LK_RANGE) {        /* a slice of a range is a range */
     JList *l = obj.v.l;
     int64_t nstart = l->rstart + start * l->rstep, nstep = l->rstep * step;

@@ -158,7 +158,7 @@ jn_binop (JnCtx *c, JnOp op, JVal a, JVal b, int line)
 {
   JnRun *r = &c->run;
   if (op == OP_MOD && a.t == JV_STR)      /* str.__mod__ runs first and accepts anything */
-    return jn_percent_format (c, a.v.s, b, line);
+    return jn_percent_format (c, a.v.s, b, a.markup, line);
   if (a.t == JV_UNDEF)
     jn_fail_undefined (c, a, line);
   if (b.t == JV_UNDEF)
@@ -243,11 +243,15 @@ jn_binop (JnCtx *c, JnOp op, JVal a, JVal b, int line)
   }
   if (op == OP_ADD) {
     if (a.t == JV_STR && b.t == JV_STR) {
-      JStr *s = jstr_new (r, a.v.s->len + b.v.s->len);
-      memcpy (s->data, a.v.s->data, a.v.s->len);
-      memcpy (s->data + a.v.s->len, b.v.s->data, b.v.s->len);
+      /* Markup + str and str + Markup escape the plain operand (markupsafe) */
+      bool markup = a.markup || b.markup;
+      const JStr *x = markup && !a.markup ? jn_html_escape (r, a.v.s) : a.v.s;
+      const JStr *y = markup && !b.markup ? jn_html_escape (r, b.v.s) : b.v.s;
+      JStr *s = jstr_new (r, x->len + y->len);
+      memcpy (s->data, x->data, x->len);
+      memcpy (s->data + x->len, y->data, y->len);
       jn_step (c, s->len / 64, line);
-      JVal v = { .t = JV_STR, .v.s = s };
+      JVal v = { .t = JV_STR, .markup = markup, .v.s = s };
       return v;
     }
     if (a.t == JV_LIST && b.t == JV_LIST && a.v.l->tuple == b.v.l->tuple &&
@@ -266,12 +270,10 @@ jn_binop (JnCtx *c, JnOp op, JVal a, JVal b, int line)
     bool sa = a.t == JV_STR || (a.t == JV_LIST && a.v.l->kind == LK_PLAIN);
     bool sb = b.t == JV_STR || (b.t == JV_LIST && b.v.l->kind == LK_PLAIN);
     if (sa && (b.t == JV_INT || b.t == JV_BOOL))
-      return repeat (c, a, jn_ival (b), line);
+      return jv_as_markup (repeat (c, a, jn_ival (b), line), a.t == JV_STR && a.markup);
     if (sb && (a.t == JV_INT || a.t == JV_BOOL))
-      return repeat (c, b, jn_ival (a), line);
+      return jv_as_markup (repeat (c, b, jn_ival (a), line), b.t == JV_STR && b.markup);
   }
-  if (op == OP_MOD && a.t == JV_STR)
-    return jn_percent_format (c, a.v.s, b, line);
   if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.v.l->kind == LK_PLAIN)))
     jn_fail (r, SUTRA_ERR_FORMAT, line, "can't multiply sequence by non-int of type '%s'",
              jv_type_name (b));
@@ -302,6 +304,17 @@ eval_compare (JnCtx *c, const JnNode *n, Scope *s)
     left = right;
   }
   return jv_bool (true);
+}
+
+/* Jinja's runtime stub for a filter/test that was only allowed because it sat in an if. */
+_Noreturn static void
+unknown_filter_or_test (JnCtx *c, const JnNode *n)
+{
+  const char *what = n->kind == N_FILTER ? "filter" : "test";
+  if (n->u.flt.unsupported)
+    jn_fail (&c->run, SUTRA_ERR_UNSUPPORTED, n->line, "the '%s' %s is not supported",
+             n->u.flt.name, what);
+  jn_fail (&c->run, SUTRA_ERR_FORMAT, n->line, "No %s named '%s' found.", what, n->u.flt.name);
 }
 
 JVal
@@ -383,6 +396,8 @@ jn_eval (JnCtx *c, const JnNode *n, Scope *s)
     JVal x = jn_eval (c, n->u.flt.obj, s);
     JnCallArgs a;
     jn_eval_args (c, &n->u.flt.a, s, &a, n->line);
+    if (n->u.flt.id < 0)                     /* allowed to parse in an if; fails when run */
+      unknown_filter_or_test (c, n);
     v = jn_apply_filter (c, n->u.flt.id, x, &a, n->line);
     break;
   }
@@ -390,6 +405,8 @@ jn_eval (JnCtx *c, const JnNode *n, Scope *s)
     JVal x = jn_eval (c, n->u.flt.obj, s);
     JnCallArgs a;
     jn_eval_args (c, &n->u.flt.a, s, &a, n->line);
+    if (n->u.flt.id < 0)
+      unknown_filter_or_test (c, n);
     bool ok = jn_apply_test (c, n->u.flt.id, x, &a, n->line);
     v = jv_bool (n->u.flt.negated ? !ok : ok);
     break;

@@ -17,14 +17,14 @@ typedef enum {
   F_FIRST, F_FLOAT, F_FORMAT, F_INDENT, F_INT, F_ITEMS, F_JOIN, F_LAST, F_LENGTH, F_LIST,
   F_LOWER, F_MAP, F_MAX, F_MIN, F_REJECT, F_REJECTATTR, F_REPLACE, F_REVERSE, F_ROUND, F_SAFE,
   F_SELECT, F_SELECTATTR, F_SORT, F_STRING, F_SUM, F_TITLE, F_TOJSON, F_TRIM, F_TRUNCATE,
-  F_UNIQUE, F_UPPER, F_WORDCOUNT,
+  F_UNIQUE, F_UPPER, F_WORDCOUNT, F_FORCEESCAPE,
 } FilterId;
 
 static const struct { const char *name; FilterId id; } FILTERS[] = {
   { "abs", F_ABS }, { "attr", F_ATTR }, { "batch", F_BATCH }, { "capitalize", F_CAPITALIZE },
   { "center", F_CENTER }, { "count", F_COUNT }, { "d", F_DEFAULT }, { "default", F_DEFAULT },
   { "dictsort", F_DICTSORT }, { "e", F_ESCAPE }, { "escape", F_ESCAPE },
-  { "forceescape", F_ESCAPE }, { "first", F_FIRST }, { "float", F_FLOAT },
+  { "forceescape", F_FORCEESCAPE }, { "first", F_FIRST }, { "float", F_FLOAT },
   { "format", F_FORMAT }, { "indent", F_INDENT }, { "int", F_INT }, { "items", F_ITEMS },
   { "join", F_JOIN }, { "last", F_LAST }, { "length", F_LENGTH }, { "list", F_LIST },
   { "lower", F_LOWER }, { "map", F_MAP }, { "max", F_MAX }, { "min", F_MIN },
@@ -206,24 +206,6 @@ stable_sort (JnCtx *c, JVal *items, JVal *keys, size_t n, bool reverse, int line
   }
 }
 
-static JVal
-html_escape (JnCtx *c, JVal v)
-{
-  JStr *s = soft_str (c, v);
-  JBuf b;
-  jbuf_init (&b, jn_ctx_run (c), (size_t) -1);
-  for (size_t i = 0; i < s->len; i++) {
-    switch (s->data[i]) {
-    case '&': jbuf_add (&b, "&amp;", 5); break;
-    case '<': jbuf_add (&b, "&lt;", 4); break;
-    case '>': jbuf_add (&b, "&gt;", 4); break;
-    case '"': jbuf_add (&b, "&#34;", 5); break;
-    case '\'': jbuf_add (&b, "&#39;", 5); break;
-    default: jbuf_addc (&b, s->data[i]); break;
-    }
-  }
-  return jbuf_to_str (&b);
-}
 
 
 
@@ -322,6 +304,8 @@ filter_select (JnCtx *c, FilterId id, JVal x, const JnCallArgs *a, int line)
   JnRun *r = jn_ctx_run (c);
   bool by_attr = id == F_SELECTATTR || id == F_REJECTATTR;
   bool want = id == F_SELECT || id == F_SELECTATTR;
+  if (!jv_truthy (x))                      /* Jinja: `if value:` before anything else */
+    return jv_list_as (r, jv_list (r, 0, false), LK_GEN, "generator");
   JList *items = jn_iterate (c, x, line);
   size_t first_test = by_attr ? 1 : 0;
   JVal attribute = by_attr ? (a->n ? a->v[0] : jv_undef ()) : jv_none ();
@@ -361,6 +345,8 @@ static JVal
 filter_map (JnCtx *c, JVal x, const JnCallArgs *a, int line)
 {
   JnRun *r = jn_ctx_run (c);
+  if (!jv_truthy (x))                      /* Jinja: `if value:` before anything else */
+    return jv_list_as (r, jv_list (r, 0, false), LK_GEN, "generator");
   JList *items = jn_iterate (c, x, line);
   JVal out = jv_list (r, items->n, false);
   JVal attribute = arg (a, 99, "attribute", jv_undef ());
@@ -448,7 +434,6 @@ round_value (JnCtx *c, JVal x, const JnCallArgs *a, int line)
   return jv_float (v / p);
 }
 
-JVal jn_percent_format (JnCtx *c, JStr *fmt, JVal args, int line);
 static JVal apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line);
 
 /* Generator filters run eagerly here, but a type error they meet is kept and raised only when
@@ -533,8 +518,8 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     }
     return jv_list_as (r, out, LK_GEN, "generator");
   }
-  case F_CAPITALIZE:
-    return jn_str_capitalize (r, soft_str (c, x));
+  case F_CAPITALIZE:                      /* soft_str keeps a Markup, and its methods too */
+    return jv_as_markup (jn_str_capitalize (r, soft_str (c, x)), x.t == JV_STR && x.markup);
   case F_CENTER: {
     JStr *s = soft_str (c, x);
     int64_t w = int_arg (c, arg (a, 0, "width", jv_int (80)), "center", line);
@@ -596,8 +581,15 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     memcpy (out.v.l->items, items, n * sizeof *items);
     return out;
   }
-  case F_ESCAPE:
-    return html_escape (c, x);
+  case F_ESCAPE:                          /* markupsafe.escape: a Markup stays as it is */
+    if (x.t == JV_STR && x.markup)
+      return x;
+    /* fall through */
+  case F_FORCEESCAPE: {
+    JVal e = { .t = JV_STR, .markup = 1 };
+    e.v.s = jn_html_escape (r, soft_str (c, x));
+    return e;
+  }
   case F_FIRST: {
     if (x.t == JV_LIST && (x.v.l->kind == LK_GEN || x.v.l->kind == LK_ITER)) {
       JList *g = x.v.l;                     /* next(gen): consumes one item */
@@ -661,7 +653,8 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     }
   }
   case F_FORMAT: {
-    JStr *fmt = soft_str (c, x);
+    JVal fmtv = jv_as_markup (jv_to_str (r, x), x.t == JV_STR && x.markup);
+    JStr *fmt = fmtv.v.s;
     if (a->nkw && a->n)
       jn_fail (r, SUTRA_ERR_FORMAT, line, "can't handle positional and keyword arguments at the "
                "same time");
@@ -669,14 +662,15 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
       JVal d = jv_dict (r);
       for (size_t k = 0; k < a->nkw; k++)
         jdict_set (r, d.v.d, jv_cstr (r, a->kw[k]), a->kwv[k]);
-      return jn_percent_format (c, fmt, d, line);
+      return jn_binop (c, OP_MOD, fmtv, d, line);
     }
+    (void) fmt;
     JVal t = jv_list (r, a->n, true);
     memcpy (t.v.l->items, a->v, a->n * sizeof (JVal));
-    return jn_percent_format (c, fmt, t, line);
+    return jn_binop (c, OP_MOD, fmtv, t, line);
   }
   case F_INDENT:
-    return filter_indent (c, x, a, line);
+    return jv_as_markup (filter_indent (c, x, a, line), x.t == JV_STR && x.markup);
   case F_ITEMS: {
     /* a generator function in Jinja 3.1: the type error only surfaces when iterated */
     if (x.t == JV_UNDEF)
@@ -715,9 +709,9 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     return list_from (c, l, l->n);
   }
   case F_LOWER:
-    return jn_str_lower (r, soft_str (c, x));
+    return jv_as_markup (jn_str_lower (r, soft_str (c, x)), x.t == JV_STR && x.markup);
   case F_UPPER:
-    return jn_str_upper (r, soft_str (c, x));
+    return jv_as_markup (jn_str_upper (r, soft_str (c, x)), x.t == JV_STR && x.markup);
   case F_MAP:
     return filter_map (c, x, a, line);
   case F_MAX:
@@ -759,8 +753,8 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
   }
   case F_ROUND:
     return round_value (c, x, a, line);
-  case F_SAFE:
-    return x.t == JV_STR ? x : jv_to_str (r, x);
+  case F_SAFE:                            /* Markup(value) */
+    return jv_as_markup (jv_to_str (r, x), true);
   case F_SORT: {
     static const char *const kws[] = { "reverse", "case_sensitive", "attribute", NULL };
     check_arity (c, a, 3, kws, "sort", line);
@@ -776,7 +770,7 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
     return out;
   }
   case F_STRING:
-    return jv_to_str (r, x);
+    return jv_as_markup (jv_to_str (r, x), x.t == JV_STR && x.markup);
   case F_SUM: {
     JVal attribute = arg (a, 0, "attribute", jv_none ());
     JVal acc = arg (a, 1, "start", jv_int (0));
@@ -819,7 +813,8 @@ apply_filter (JnCtx *c, int fid, JVal x, const JnCallArgs *a, int line)
   case F_TOJSON:
     return filter_tojson (c, x, a, line);
   case F_TRIM:
-    return jn_str_strip (r, soft_str (c, x), arg (a, 0, "chars", jv_none ()), true, true, line);
+    return jv_as_markup (jn_str_strip (r, soft_str (c, x), arg (a, 0, "chars", jv_none ()), true,
+                                       true, line), x.t == JV_STR && x.markup);
   case F_TRUNCATE: {
     if (x.t != JV_STR) {                  /* Jinja measures len(s) on the value itself */
       int64_t n = jn_len (c, x, line);

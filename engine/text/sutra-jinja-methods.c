@@ -339,13 +339,71 @@ str_method (JnCtx *c, JStr *s, const char *name, const JnCallArgs *a, int line)
   jn_fail (r, SUTRA_ERR_UNSUPPORTED, line, "str.%s() is not supported", name);
 }
 
+/* A method of a Markup, as markupsafe 3.0 defines them: the str-returning ones return Markup;
+ * replace escapes its new text, ljust/rjust/center their fill character, format its arguments
+ * and join its items; split & co return lists of Markup. */
+static JVal
+markup_method (JnCtx *c, JStr *self, const char *name, const JnCallArgs *a, int line)
+{
+  static const char *const RETURNS_MARKUP[] = {
+    "capitalize", "title", "lower", "upper", "casefold", "replace", "ljust", "rjust", "center",
+    "lstrip", "rstrip", "strip", "swapcase", "zfill", "format", "join", "removeprefix",
+    "removesuffix", NULL,
+  };
+  static const char *const RETURNS_LIST[] = { "split", "rsplit", "splitlines", "partition",
+                                              "rpartition", NULL };
+  JnRun *r = jn_ctx_run (c);
+  JnCallArgs ea = *a;
+  ea.v = jn_alloc (r, (a->n + 1) * sizeof (JVal));
+  ea.kwv = jn_alloc (r, (a->nkw + 1) * sizeof (JVal));
+  memcpy (ea.v, a->v, a->n * sizeof (JVal));
+  memcpy (ea.kwv, a->kwv, a->nkw * sizeof (JVal));
+  size_t from = 0, to = 0;                  /* positional arguments to escape: [from, to) */
+  if (!strcmp (name, "replace") || !strcmp (name, "ljust") || !strcmp (name, "rjust") ||
+      !strcmp (name, "center")) {
+    from = 1;
+    to = 2;
+  } else if (!strcmp (name, "format")) {
+    to = ea.n;
+    for (size_t i = 0; i < ea.nkw; i++)
+      if (ea.kwv[i].t == JV_STR && !ea.kwv[i].markup)
+        ea.kwv[i].v.s = jn_html_escape (r, ea.kwv[i].v.s);
+  } else if (!strcmp (name, "join") && ea.n >= 1) {
+    JList *items = jn_iterate (c, ea.v[0], line);
+    JVal esc = jv_list (r, items->n, false);
+    for (size_t i = 0; i < items->n; i++) {
+      JVal it = items->items[i];
+      esc.v.l->items[i] = it;                 /* escape(x) also stringifies non-strings */
+      if (!(it.t == JV_STR && it.markup)) {
+        esc.v.l->items[i].t = JV_STR;
+        esc.v.l->items[i].v.s = jn_html_escape (r, jv_to_str (r, it).v.s);
+      }
+    }
+    ea.v[0] = esc;
+  }
+  for (size_t i = from; i < to && i < ea.n; i++)
+    if (ea.v[i].t == JV_STR && !ea.v[i].markup)
+      ea.v[i].v.s = jn_html_escape (r, ea.v[i].v.s);
+  JVal res = str_method (c, self, name, &ea, line);
+  if (res.t == JV_STR && in_list (RETURNS_MARKUP, name))
+    res.markup = 1;
+  else if (res.t == JV_LIST && in_list (RETURNS_LIST, name)) {
+    JVal copy = jv_list (r, res.v.l->n, res.v.l->tuple);
+    for (size_t i = 0; i < res.v.l->n; i++)
+      copy.v.l->items[i] = jv_as_markup (res.v.l->items[i], true);
+    res = copy;
+  }
+  return res;
+}
+
 JVal
 jn_call_method (JnCtx *c, JVal self, const char *name, const JnCallArgs *a, int line)
 {
   JnRun *r = jn_ctx_run (c);
   jn_step (c, 1, line);
   if (self.t == JV_STR)
-    return str_method (c, self.v.s, name, a, line);
+    return self.markup ? markup_method (c, self.v.s, name, a, line)
+                       : str_method (c, self.v.s, name, a, line);
   if (self.t == JV_DICT) {
     JDict *d = self.v.d;
     if (!strcmp (name, "get")) {
@@ -429,7 +487,7 @@ pad_field (JBuf *b, const char *s, size_t n, int64_t width, bool left, char fill
 }
 
 JVal
-jn_percent_format (JnCtx *c, JStr *fmt, JVal args, int line)
+jn_percent_format (JnCtx *c, JStr *fmt, JVal args, bool escape_args, int line)
 {
   JnRun *r = jn_ctx_run (c);
   bool is_tuple = args.t == JV_LIST && args.v.l->tuple && args.v.l->kind == LK_PLAIN;
@@ -517,6 +575,11 @@ jn_percent_format (JnCtx *c, JStr *fmt, JVal args, int line)
         jv_str_into (&t, v);
       else
         jv_repr_into (&t, v, 0);
+      if (escape_args && !(conv == 's' && v.t == JV_STR && v.markup)) {
+        JStr *e = jn_html_escape (r, jbuf_to_str (&t).v.s);   /* markupsafe's escape helper */
+        jbuf_init (&t, r, (size_t) -1);
+        jbuf_add (&t, e->data, e->len);
+      }
       size_t len = t.n;
       if (prec >= 0) {                      /* precision counts code points */
         size_t k = 0;
@@ -597,7 +660,7 @@ jn_percent_format (JnCtx *c, JStr *fmt, JVal args, int line)
   }
   if (!is_map && next < nargs)
     jn_fail (r, SUTRA_ERR_FORMAT, line, "not all arguments converted during string formatting");
-  return jbuf_to_str (&b);
+  return jv_as_markup (jbuf_to_str (&b), escape_args);
 }
 
 /* ---- str.format: {} {0} {name} with !r/!s and [[fill]align][width][.prec][type] ---------- */

@@ -233,16 +233,12 @@ jn_parse_filter (Parser *p, JnNode *node, bool start_inline)
     int line = cur (p)->line;
     const char *name = dotted_name (p);
     bool unsupported = false;
-    int id = jn_filter_id (name, &unsupported);
-    if (id < 0) {
-      if (unsupported)
-        jn_fail (p->r, SUTRA_ERR_UNSUPPORTED, line, "the '%s' filter is not supported", name);
-      jn_fail (p->r, SUTRA_ERR_FORMAT, line, "No filter named '%s'.", name);
-    }
+    int id = jn_filter_id (name, &unsupported);   /* unknown: checked by jn_check_tree */
     JnNode *f = node_new (p, N_FILTER, line);
     f->u.flt.obj = node;
     f->u.flt.name = name;
     f->u.flt.id = id;
+    f->u.flt.unsupported = unsupported;
     if (is_op (p, "("))
       jn_parse_call_args (p, &f->u.flt.a);
     node = f;
@@ -258,16 +254,12 @@ parse_test (Parser *p, JnNode *node)
   bool negated = skip_name (p, "not");
   const char *name = dotted_name (p);
   bool unsupported = false;
-  int id = jn_test_id (name, &unsupported);
-  if (id < 0) {
-    if (unsupported)
-      jn_fail (p->r, SUTRA_ERR_UNSUPPORTED, line, "the '%s' test is not supported", name);
-    jn_fail (p->r, SUTRA_ERR_FORMAT, line, "No test named '%s'.", name);
-  }
+  int id = jn_test_id (name, &unsupported);       /* unknown: checked by jn_check_tree */
   JnNode *t = node_new (p, N_TEST, line);
   t->u.flt.obj = node;
   t->u.flt.name = name;
   t->u.flt.id = id;
+  t->u.flt.unsupported = unsupported;
   t->u.flt.negated = negated;
   const JnTok *c = cur (p);
   if (is_op (p, "(")) {

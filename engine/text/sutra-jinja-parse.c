@@ -331,6 +331,149 @@ subparse (Parser *p, const char *const *end_names)
   }
 }
 
+/* ---- compile-time checks ------------------------------------------------------------------ */
+
+#define MAX_CHECK_DEPTH 2000   /* the evaluator's expression depth limit */
+
+static void check_expr (JnRun *r, const JnNode *n, bool soft, int depth);
+static void check_body (JnRun *r, const JnNodes *b, bool soft);
+
+static void
+check_nodes (JnRun *r, const JnNodes *v, bool soft, int depth)
+{
+  for (size_t i = 0; i < v->n; i++)
+    check_expr (r, v->v[i], soft, depth);
+}
+
+static void
+check_args (JnRun *r, const JnArgs *a, bool soft, int depth)
+{
+  check_nodes (r, &a->args, soft, depth);
+  for (size_t i = 0; i < a->nkw; i++)
+    check_expr (r, a->kw_vals[i], soft, depth);
+  check_expr (r, a->dyn_args, soft, depth);
+  check_expr (r, a->dyn_kwargs, soft, depth);
+}
+
+static void
+check_expr (JnRun *r, const JnNode *n, bool soft, int depth)
+{
+  if (!n)
+    return;
+  if (depth > MAX_CHECK_DEPTH)
+    jn_fail (r, SUTRA_ERR_UNSUPPORTED, n->line, "expression nests too deeply (render limit)");
+  depth++;
+  switch ((JnNodeKind) n->kind) {
+  case N_GETATTR: check_expr (r, n->u.ga.obj, soft, depth); break;
+  case N_GETITEM:
+    check_expr (r, n->u.gi.obj, soft, depth);
+    check_expr (r, n->u.gi.idx, soft, depth);
+    break;
+  case N_SLICE:
+    check_expr (r, n->u.sl.start, soft, depth);
+    check_expr (r, n->u.sl.stop, soft, depth);
+    check_expr (r, n->u.sl.step, soft, depth);
+    break;
+  case N_BINOP: case N_AND: case N_OR:
+    check_expr (r, n->u.bin.a, soft, depth);
+    check_expr (r, n->u.bin.b, soft, depth);
+    break;
+  case N_NEG: case N_POS: case N_NOT: check_expr (r, n->u.un, soft, depth); break;
+  case N_COMPARE:
+    check_expr (r, n->u.cmp.first, soft, depth);
+    for (size_t i = 0; i < n->u.cmp.n; i++)
+      check_expr (r, n->u.cmp.rhs[i], soft, depth);
+    break;
+  case N_COND:                              /* a conditional expression is a soft frame */
+    check_expr (r, n->u.cond.a, true, depth);
+    check_expr (r, n->u.cond.test, true, depth);
+    check_expr (r, n->u.cond.b, true, depth);
+    break;
+  case N_FILTER: case N_TEST:
+    if (n->u.flt.id < 0 && !soft) {
+      const char *what = n->kind == N_FILTER ? "filter" : "test";
+      if (n->u.flt.unsupported)
+        jn_fail (r, SUTRA_ERR_UNSUPPORTED, n->line, "the '%s' %s is not supported",
+                 n->u.flt.name, what);
+      jn_fail (r, SUTRA_ERR_FORMAT, n->line, "No %s named '%s'.", what, n->u.flt.name);
+    }
+    check_expr (r, n->u.flt.obj, soft, depth);
+    check_args (r, &n->u.flt.a, soft, depth);
+    break;
+  case N_CALL:
+    check_expr (r, n->u.call.fn, soft, depth);
+    check_args (r, &n->u.call.a, soft, depth);
+    break;
+  case N_LIST: case N_TUPLE: case N_CONCAT: check_nodes (r, &n->u.items, soft, depth); break;
+  case N_DICT:
+    check_nodes (r, &n->u.dict.keys, soft, depth);
+    check_nodes (r, &n->u.dict.vals, soft, depth);
+    break;
+  default:
+    break;
+  }
+}
+
+/* Frames as Jinja's code generator makes them: `if` (test and branches) stays soft; loop
+ * bodies, macro and block bodies are new frames, never soft. */
+static void
+check_stmt (JnRun *r, const JnNode *n, bool soft)
+{
+  switch ((JnNodeKind) n->kind) {
+  case N_OUTPUT: check_nodes (r, &n->u.body, soft, 0); break;
+  case N_IF:
+    check_expr (r, n->u.if_.test, true, 0);
+    check_body (r, &n->u.if_.body, true);
+    check_body (r, &n->u.if_.else_body, true);
+    break;
+  case N_FOR:
+    check_expr (r, n->u.for_.iter, soft, 0);
+    check_expr (r, n->u.for_.filter, false, 0);
+    check_body (r, &n->u.for_.body, false);
+    check_body (r, &n->u.for_.else_body, false);
+    break;
+  case N_SET: check_expr (r, n->u.set.value, soft, 0); break;
+  case N_SETBLOCK:
+    check_nodes (r, &n->u.setblock.filters, false, 0);
+    check_body (r, &n->u.setblock.body, false);
+    break;
+  case N_MACRO:
+    for (size_t i = 0; i < n->u.macro.nparams; i++)
+      check_expr (r, n->u.macro.defaults[i], false, 0);
+    check_body (r, &n->u.macro.body, false);
+    break;
+  case N_CALLBLOCK:
+    check_expr (r, n->u.callblock.call, soft, 0);
+    for (size_t i = 0; i < n->u.callblock.nparams; i++)
+      check_expr (r, n->u.callblock.defaults[i], false, 0);
+    check_body (r, &n->u.callblock.body, false);
+    break;
+  case N_FILTERBLOCK:
+    check_nodes (r, &n->u.filterblock.filters, false, 0);
+    check_body (r, &n->u.filterblock.body, false);
+    break;
+  case N_WITH:
+    check_nodes (r, &n->u.with.values, soft, 0);
+    check_body (r, &n->u.with.body, false);
+    break;
+  case N_GENERATION: check_body (r, &n->u.body, false); break;
+  default: break;
+  }
+}
+
+static void
+check_body (JnRun *r, const JnNodes *b, bool soft)
+{
+  for (size_t i = 0; i < b->n; i++)
+    check_stmt (r, b->v[i], soft);
+}
+
+void
+jn_check_tree (JnRun *r, const JnNodes *body)
+{
+  check_body (r, body, false);
+}
+
 void
 jn_parse (SutraJinjaTemplate *t, const JnToks *toks)
 {
@@ -356,6 +499,7 @@ sutra_jinja_parse (const char *source, size_t len, SutraJinjaTemplate **out, Sut
   JnToks toks = { 0 };
   jn_lex (&t->run, source, len, &toks);
   jn_parse (t, &toks);
+  jn_check_tree (&t->run, &t->body);
   *out = t;
   return SUTRA_OK;
 }

@@ -52,6 +52,8 @@ typedef struct JUndef JUndef;
 
 typedef struct {
   uint8_t t;             /* JvType */
+  uint8_t markup;        /* JV_STR: a markupsafe.Markup (from |safe, |escape): concatenating a
+                            plain string to it HTML-escapes that string, as in Python */
   union {
     bool b;
     int64_t i;
@@ -109,6 +111,9 @@ static inline JVal jv_bool (bool b) { JVal v = { .t = JV_BOOL, .v.b = b }; retur
 static inline JVal jv_int (int64_t i) { JVal v = { .t = JV_INT, .v.i = i }; return v; }
 static inline JVal jv_float (double f) { JVal v = { .t = JV_FLOAT, .v.f = f }; return v; }
 JVal   jv_str      (JnRun *r, const char *s, size_t n);       /* copies; s must be valid UTF-8 */
+static inline JVal jv_as_markup (JVal v, bool markup) { v.markup = markup; return v; }
+/* markupsafe.escape(str): & < > " ' as &amp; &lt; &gt; &#34; &#39; (a plain string). */
+JStr  *jn_html_escape (JnRun *r, const JStr *s);
 JVal   jv_cstr     (JnRun *r, const char *s);
 JStr  *jstr_new    (JnRun *r, size_t n);                      /* uninitialised data[n], NUL set */
 JVal   jv_list     (JnRun *r, size_t n, bool tuple);          /* n items set to undefined */
@@ -236,7 +241,8 @@ struct JnNode {
     JnNode *un;                                                   /* N_NEG, N_POS, N_NOT */
     struct { JnNode *first; size_t n; JnOp *ops; JnNode **rhs; } cmp; /* N_COMPARE */
     struct { JnNode *test, *a, *b; } cond;                        /* N_COND (b may be NULL) */
-    struct { JnNode *obj; const char *name; int id; JnArgs a; bool negated; } flt; /* N_FILTER/N_TEST */
+    struct { JnNode *obj; const char *name; int id; JnArgs a; bool negated, unsupported; } flt;
+                                   /* N_FILTER/N_TEST; id < 0: unknown (or Jinja's but not ours) */
     struct { JnNode *fn; JnArgs a; } call;                        /* N_CALL */
     JnNodes items;                                                /* N_LIST, N_TUPLE, N_CONCAT */
     struct { JnNodes keys, vals; } dict;                          /* N_DICT */
@@ -286,6 +292,9 @@ void jn_lex (JnRun *r, const char *src, size_t len, JnToks *out);
 
 /* ---- parser / evaluator / builtins --------------------------------------------------------- */
 void jn_parse (SutraJinjaTemplate *t, const JnToks *toks);
+/* Jinja 3's compile-time check: an unknown filter or test is an error, except inside an `if`
+ * statement or a conditional expression ("soft" frames), where it fails only when executed. */
+void jn_check_tree (JnRun *r, const JnNodes *body);
 
 /* Filters and tests are looked up at parse time (unknown names are template errors, as in
  * Jinja's compiler); ids index the tables in sutra-jinja-filters.c. */
@@ -384,7 +393,8 @@ bool   jn_as_index   (JVal k, int64_t *i);
 JVal   jn_eval_slice (JnCtx *c, JVal obj, const JnNode *sl, Scope *s, int line);
 _Noreturn void jn_overflow (JnCtx *c, int line);
 void   jn_eval_args  (JnCtx *c, const JnArgs *a, Scope *s, JnCallArgs *out, int line);
-JVal   jn_percent_format (JnCtx *c, JStr *fmt, JVal args, int line);
+/* fmt % args; escape_args: fmt is a Markup, so %s/%r texts are escaped and the result is Markup. */
+JVal   jn_percent_format (JnCtx *c, JStr *fmt, JVal args, bool escape_args, int line);
 
 static inline bool
 jn_is_numeric (JVal v)

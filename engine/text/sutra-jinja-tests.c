@@ -100,7 +100,7 @@ jn_apply_test (JnCtx *c, int tid, JVal x, const JnCallArgs *a, int line)
   case T_SEQUENCE:
     return x.t == JV_STR || x.t == JV_DICT || x.t == JV_UNDEF ||
            (x.t == JV_LIST && (x.v.l->kind == LK_PLAIN || x.v.l->kind == LK_RANGE));
-  case T_ESCAPED: return false;
+  case T_ESCAPED: return x.t == JV_STR && x.markup;   /* has __html__ */
   case T_LOWER: return jn_str_is (soft_str (c, x), "lower");
   case T_UPPER: return jn_str_is (soft_str (c, x), "upper");
   case T_EVEN:

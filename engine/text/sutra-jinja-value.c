@@ -107,6 +107,35 @@ jv_str (JnRun *r, const char *s, size_t n)
   return v;
 }
 
+JStr *
+jn_html_escape (JnRun *r, const JStr *s)
+{
+  size_t extra = 0;
+  for (size_t i = 0; i < s->len; i++)
+    switch (s->data[i]) {
+    case '&': case '"': case '\'': extra += 4; break;
+    case '<': case '>': extra += 3; break;
+    default: break;
+    }
+  JStr *o = jstr_new (r, s->len + extra);
+  char *w = o->data;
+  for (size_t i = 0; i < s->len; i++) {
+    const char *rep = NULL;
+    switch (s->data[i]) {
+    case '&': rep = "&amp;"; break;
+    case '<': rep = "&lt;"; break;
+    case '>': rep = "&gt;"; break;
+    case '"': rep = "&#34;"; break;
+    case '\'': rep = "&#39;"; break;
+    default: *w++ = s->data[i]; continue;
+    }
+    size_t k = strlen (rep);
+    memcpy (w, rep, k);
+    w += k;
+  }
+  return o;
+}
+
 JVal
 jv_cstr (JnRun *r, const char *s)
 {
@@ -752,7 +781,11 @@ jv_repr_into (JBuf *b, JVal v, int depth)
              "repr of an object");
   switch (v.t) {
   case JV_STR:
+    if (v.markup)
+      jbuf_add (b, "Markup(", 7);
     str_repr (b, v.v.s);
+    if (v.markup)
+      jbuf_addc (b, ')');
     break;
   case JV_LIST: {
     JList *l = v.v.l;
