@@ -166,6 +166,8 @@ sutra_bench_model_shape (const char *name, void *out)
 static int
 bench_matmul (const SutraBenchOptions *o, json_object *out)
 {
+  if (o->quant && strcmp (o->quant, "f32") != 0)
+    return sutra_bench_qmatmul (o, out);
   static const int shapes[][3] = { { 256, 576, 576 }, { 256, 1536, 576 }, { 256, 576, 1536 },
                                    { 256, 49152, 576 }, { 1024, 1024, 1024 } };
   json_object *arr = json_object_new_array ();

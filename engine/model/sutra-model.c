@@ -2,6 +2,7 @@
  * linears and parameters from the checkpoint, fresh initialisation, trainability, saving. */
 #include "sutra-model.h"
 #include "sutra-fsutil.h"
+#include "sutra-qfile.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -217,10 +218,15 @@ sutra_model_add_linear (SutraModel *m, const char *name, int in, int out, bool h
   l->name = sutra_xstrdup (name);
   l->in = in;
   l->out = out;
-  char *wn = sutra_xasprintf ("%s.weight", name);
-  int64_t wshape[2] = { out, in };
-  SutraStatus st = load_f32 (m, wn, 2, wshape, &l->w, &l->w_owned, err);
-  free (wn);
+  SutraStatus st;
+  if (m->weights && sutra_qfile_has_packed (m->weights, name)) {   /* a quantized model file */
+    st = sutra_qfile_load_linear (m->weights, name, out, in, &l->qw, err);
+  } else {
+    char *wn = sutra_xasprintf ("%s.weight", name);
+    int64_t wshape[2] = { out, in };
+    st = load_f32 (m, wn, 2, wshape, &l->w, &l->w_owned, err);
+    free (wn);
+  }
   if (!st && has_bias) {
     char *bn = sutra_xasprintf ("%s.bias", name);
     int64_t bshape[1] = { out };
@@ -244,6 +250,9 @@ sutra_model_add_tied_linear (SutraModel *m, const char *name, SutraParam *weight
                              SutraLinear **out_l, SutraError *err)
 {
   SUTRA_ASSERT (weight->ndim == 2);
+  if (m->weights && sutra_qfile_has_packed (m->weights, name))   /* quantized head: not tied */
+    return sutra_model_add_linear (m, name, (int) weight->shape[1], (int) weight->shape[0], false,
+                                   out_l, err);
   SutraLinear *l = sutra_xcalloc (1, sizeof *l);
   l->name = sutra_xstrdup (name);
   l->out = (int) weight->shape[0];
