@@ -12,7 +12,7 @@
 #include <string.h>
 
 typedef struct {
-  char *tmp, *model, *text_model;
+  char *tmp, *model, *text_model, *qmodel;
 } Inputs;
 
 static Inputs in;
@@ -255,6 +255,59 @@ test_model_shards (void)
   g_free (single);
   g_free (shard);
   g_free (m);
+}
+
+/* a quantized model folder (sutra quantize, int8) damaged in place */
+static void
+test_quantized_damaged (void)
+{
+  GBytes *orig = read_bytes (in.qmodel, "model.safetensors");
+  gsize n;
+  const char *d = g_bytes_get_data (orig, &n);
+  guint64 hlen;
+  memcpy (&hlen, d, 8);
+  char *header = g_strndup (d + 8, hlen);
+  static const struct { const char *from, *to, *want; } edits[] = {
+    { "\"quant_type\":\"int8\"", "\"quant_type\":\"int3\"", "__metadata__ quant_type 'int3' is unknown" },
+    { "\"model.layers.0.mlp.down_proj.qweight\":{\"dtype\":\"I8\"",
+      "\"model.layers.0.mlp.down_proj.qweight\":{\"dtype\":\"U8\"", "part 'qweight' is U8" },
+    { NULL, NULL, "scales[0] is not finite" },
+    { NULL, NULL, "truncated" },
+  };
+  for (size_t k = 0; k < G_N_ELEMENTS (edits); k++) {
+    char *name = g_strdup_printf ("q-damaged-%zu", k);
+    char *m = g_build_filename (in.tmp, name, NULL);
+    g_assert_cmpint (g_mkdir_with_parents (m, 0755), ==, 0);
+    GBytes *cfg = read_bytes (in.qmodel, "config.json");
+    write_bytes (m, "config.json", g_bytes_get_data (cfg, NULL), g_bytes_get_size (cfg));
+    g_bytes_unref (cfg);
+    char *b = g_memdup2 (d, n);
+    gsize len = n;
+    if (edits[k].from) {
+      char *at = strstr (header, edits[k].from);
+      g_assert_nonnull (at);
+      g_assert_cmpuint (strlen (edits[k].from), ==, strlen (edits[k].to));
+      memcpy (b + 8 + (at - header), edits[k].to, strlen (edits[k].to));
+    } else if (k == 2) {
+      /* the first scale of down_proj (F32) becomes NaN */
+      char *at = strstr (header, "\"model.layers.0.mlp.down_proj.scales\"");
+      g_assert_nonnull (at);
+      guint64 off = g_ascii_strtoull (strstr (at, "data_offsets\":[") + 15, NULL, 10);
+      guint32 nan = 0x7fc00000u;
+      memcpy (b + 8 + hlen + off, &nan, 4);
+    } else {
+      len = n - 100;
+    }
+    write_bytes (m, "model.safetensors", b, len);
+    const char *argv[] = { "logits", m, "--ids", "1 2", "--out", "/dev/null", NULL };
+    const char *want[] = { "model.safetensors", edits[k].want, NULL };
+    g_free (expect (1, argv, want));
+    g_free (b);
+    g_free (m);
+    g_free (name);
+  }
+  g_free (header);
+  g_bytes_unref (orig);
 }
 
 /* ---- datasets ---- */
@@ -529,6 +582,11 @@ main (int argc, char **argv)
   g_free (tok);
   g_free (cp);
   g_string_free (corpus, TRUE);
+  in.qmodel = g_build_filename (in.tmp, "model-int8", NULL);
+  const char *qargv[] = { "quantize", in.model, "--method", "int8", "--out", in.qmodel, NULL };
+  if (test_run_cli (NULL, &errs, qargv) != 0)
+    g_error ("quantize failed: %s", errs);
+  g_free (errs);
 
   g_test_add_func ("/engine/bad-input/model-missing-config", test_model_missing_config);
   g_test_add_func ("/engine/bad-input/model-config-broken", test_model_config_broken);
@@ -536,6 +594,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bad-input/model-damaged-weights", test_model_damaged_weights);
   g_test_add_func ("/engine/bad-input/model-mismatched-config", test_model_mismatched_config);
   g_test_add_func ("/engine/bad-input/model-shards", test_model_shards);
+  g_test_add_func ("/engine/bad-input/quantized-damaged", test_quantized_damaged);
   g_test_add_func ("/engine/bad-input/data-bad", test_data_bad);
   g_test_add_func ("/engine/bad-input/data-non-utf8", test_data_non_utf8);
   g_test_add_func ("/engine/bad-input/data-imperfect-rows", test_data_imperfect_rows);
@@ -547,5 +606,6 @@ main (int argc, char **argv)
   g_free (in.tmp);
   g_free (in.model);
   g_free (in.text_model);
+  g_free (in.qmodel);
   return rc;
 }

@@ -224,16 +224,44 @@ setup (void)
 
 /* ---- tests ---- */
 
+static bool
+is_ident (char c)
+{
+  return g_ascii_isalnum (c) || c == '_';
+}
+
+/* Network use in C source: calls of the socket API (an identifier followed by '('), libcurl,
+ * GIO/libsoup networking, and the headers that bring them. */
 static void
 scan_file (const char *path, GPtrArray *hits)
 {
-  static const char *needles[] = { "curl_", "<curl/", "socket (", "socket(", "connect (",
-                                   "connect(", "getaddrinfo", "gethostbyname", "sendto", "recvfrom" };
+  static const char *calls[] = { "socket", "connect", "getaddrinfo", "gethostbyname", "sendto",
+                                 "recvfrom", "sendmsg", "recvmsg" };
+  static const char *prefixes[] = { "curl_", "CURL", "g_socket_", "GSocket", "g_resolver_",
+                                    "GResolver", "soup_", "g_network_", "GNetwork" };
+  static const char *headers[] = { "<curl/", "<sys/socket.h>", "<netdb.h>", "<netinet/", "<libsoup" };
   char *text;
   g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
-  for (size_t i = 0; i < G_N_ELEMENTS (needles); i++)
-    if (strstr (text, needles[i]))
-      g_ptr_array_add (hits, g_strdup_printf ("%s: %s", path, needles[i]));
+  for (const char *p = text; *p; p++) {
+    if (is_ident (*p) && p > text && is_ident (p[-1]))
+      continue;                                    /* inside an identifier */
+    for (size_t i = 0; i < G_N_ELEMENTS (calls); i++) {
+      size_t n = strlen (calls[i]);
+      if (strncmp (p, calls[i], n) || is_ident (p[n]))
+        continue;
+      const char *q = p + n;
+      while (*q == ' ')
+        q++;
+      if (*q == '(')
+        g_ptr_array_add (hits, g_strdup_printf ("%s: %s (", path, calls[i]));
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS (prefixes); i++)
+      if (!strncmp (p, prefixes[i], strlen (prefixes[i])))
+        g_ptr_array_add (hits, g_strdup_printf ("%s: %s", path, prefixes[i]));
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (headers); i++)
+    if (strstr (text, headers[i]))
+      g_ptr_array_add (hits, g_strdup_printf ("%s: %s", path, headers[i]));
   g_free (text);
 }
 
@@ -306,6 +334,7 @@ test_offline_commands (void)
   char *tok = g_build_filename (tmp, "tokenizer.json", NULL), *corpus = g_build_filename (tmp, "corpus.txt", NULL);
   g_assert_true (g_file_set_contents (corpus, "the quick brown fox jumps over the lazy dog\n", -1, NULL));
   char *ck = g_build_filename (run_dir, "checkpoints", "step-000002", NULL);
+  char *quant = g_build_filename (tmp, "quantized", NULL);
   const char *const cmds[][12] = {
     { "info", "local/tiny", NULL },
     { "info", model, "--json", NULL },
@@ -318,6 +347,8 @@ test_offline_commands (void)
     { "tokenizer-train", "--input", corpus, "--vocab-size", "260", "--out", tok, NULL },
     { "tokenize", tok, "--text", "the fox", NULL },
     { "detokenize", tok, "--ids", "116 104 101", NULL },
+    { "quantize", "local/tiny", "--method", "nf4", "--out", quant, NULL },
+    { "info", quant, NULL },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (cmds); i++)
     offline_ok (cmds[i]);
@@ -325,7 +356,7 @@ test_offline_commands (void)
   int files = grep_tree (tmp);
   g_test_message ("%d files written or read back checked for the token", files);
   g_assert_cmpint (files, >, 15);
-  g_free (ck); g_free (corpus); g_free (tok); g_free (merged); g_free (peft); g_free (logits);
+  g_free (quant); g_free (ck); g_free (corpus); g_free (tok); g_free (merged); g_free (peft); g_free (logits);
   g_free (json); g_free (cfg); g_free (run_dir);
 }
 
@@ -379,6 +410,7 @@ test_no_writes_through_symlinks (void)
     { "export", run_dir, "--model", m, "--peft", evil_merged, NULL },
     { "train", cfg, "--output_dir", evil_run, NULL },
     { "logits", m, "--ids", "1 2", "--out", evil_logits, NULL },
+    { "quantize", m, "--method", "int8", "--out", evil_run, NULL },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (refused); i++) {
     int rc = run (&out, &errs, closed_endpoint, true, refused[i]);

@@ -221,6 +221,10 @@ sutra_quantize_to_folder (SutraModel *m, const char *out_dir, bool overwrite,
   if (realpath (m->dir, rs) && realpath (out_dir, ro) && !strcmp (rs, ro))
     return sutra_error_set (err, SUTRA_ERR_INVALID, "%s: the output folder is the model's own "
                             "folder; choose another", out_dir);
+  /* an output inside the model folder must stay there (no symlink out of it) */
+  SutraStatus cst = sutra_path_check_write (m->dir, out_dir, err);
+  if (cst)
+    return cst;
   if (sutra_path_exists (out_dir) && !overwrite &&
       (!sutra_is_dir (out_dir) || !dir_is_empty (out_dir)))
     return sutra_error_set (err, SUTRA_ERR_INVALID, "%s already exists and is not an empty "
