@@ -198,7 +198,8 @@ if [[ $ui == yes ]]; then
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" bash -c '
     app=io.github.sutra.Studio
     path=/io/github/sutra/Studio
-    GSETTINGS_BACKEND=memory GSK_RENDERER=cairo "$SOAK_STUDIO" "$SOAK_MODEL" "$SOAK_DATA" \
+    mkdir -p "$SOAK_OUT/home"     # the studio keeps its runs under $HOME/sutra-runs: keep them here
+    HOME="$SOAK_OUT/home" GSETTINGS_BACKEND=memory GSK_RENDERER=cairo "$SOAK_STUDIO" "$SOAK_MODEL" "$SOAK_DATA" \
       >"$SOAK_OUT/studio.out" 2>"$SOAK_OUT/studio.err" &
     pid=$!
     for i in $(seq 100); do
@@ -227,6 +228,12 @@ if [[ $ui == yes ]]; then
       quit "[]" "{}" >/dev/null
     wait $pid
   ' || { log "FAIL: studio soak"; fail=1; }
+  srun=$(ls -d "$out"/home/sutra-runs/*/ 2>/dev/null | head -1)
+  if [[ -n $srun ]]; then
+    log "studio soak: $(wc -l <"$srun/metrics.jsonl") steps in $srun, $(ls -d "$srun"/checkpoints/step-* 2>/dev/null | wc -l) checkpoints kept"
+  else
+    log "FAIL: the studio wrote no run folder (did training start?)"; fail=1
+  fi
   if [[ -f $out/studio-rss.csv ]]; then
     check_rss "$out/studio-rss.csv" "studio soak" | tee -a "$out/soak.log"
     ((${PIPESTATUS[0]} == 0)) || fail=1
