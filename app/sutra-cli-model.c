@@ -3,6 +3,7 @@
 #include "sutra-model.h"
 #include "sutra-pool.h"
 #include "sutra-safetensors.h"
+#include "sutra-trainer.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -59,13 +60,30 @@ cmd_info (int argc, char **argv)
       json_object_object_add (dt, sutra_dtype_name ((SutraDType) t), json_object_new_int64 ((int64_t) by_dtype[t]));
   json_object_object_add (o, "tensor_dtypes", dt);
   json_object_object_add (o, "weights_mb_f32", json_object_new_double ((double) wbytes / 1048576.0));
+  /* generation state at a 1k-token context (constant for RWKV/Mamba) */
+  int ctx = 1024;
+  if (c->max_position_embeddings > 0 && c->max_position_embeddings < ctx)
+    ctx = c->max_position_embeddings;
   SutraGenState *st = NULL;
   SutraError err;
-  if (m->vt->state_new (m, c->arch == SUTRA_ARCH_LLAMA ? (c->max_position_embeddings < 1024 ? c->max_position_embeddings : 1024) : 1024, &st, &err) == SUTRA_OK) {
-    json_object_object_add (o, "generation_state_mb_1k_ctx",
-                            json_object_new_double ((double) m->vt->state_bytes (st) / 1048576.0));
+  if (m->vt->state_new (m, ctx, &st, &err) == SUTRA_OK) {
+    json_object_object_add (o, "generation_state_mb", json_object_new_double ((double) m->vt->state_bytes (st) / 1048576.0));
+    json_object_object_add (o, "generation_state_ctx", json_object_new_int (ctx));
     m->vt->state_free (st);
   }
+  /* training memory at the default settings (LoRA r=8 on all linears, batch 4 x 256) */
+  json_object *tm = json_object_new_object ();
+  const char *methods[] = { "lora", "qlora", "full" };
+  for (int i = 0; i < 3; i++) {
+    SutraTrainConfig tc;
+    sutra_train_config_init (&tc);
+    sutra_train_config_set (&tc, "method", methods[i], NULL);
+    SutraTrainMemory mem;
+    if (sutra_train_estimate_memory (c, &tc, &mem, NULL) == SUTRA_OK)
+      json_object_object_add (tm, methods[i], json_object_new_double ((double) mem.total / 1048576.0));
+    sutra_train_config_clear (&tc);
+  }
+  json_object_object_add (o, "training_mb_estimate", tm);
   if (sutra_cli_flag (&a, "json")) {
     printf ("%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
   } else {
@@ -84,9 +102,14 @@ cmd_info (int argc, char **argv)
       if (by_dtype[t])
         printf (" %zu %s", by_dtype[t], sutra_dtype_name ((SutraDType) t));
     printf ("\nmemory:        %.1f MiB of f32 weights in use", (double) wbytes / 1048576.0);
-    json_object *g = json_object_object_get (o, "generation_state_mb_1k_ctx");
+    json_object *g = json_object_object_get (o, "generation_state_mb");
     if (g)
-      printf (", %.1f MiB generation state per 1k tokens", json_object_get_double (g));
+      printf (", %.1f MiB generation state at %d tokens", json_object_get_double (g), ctx);
+    printf ("\ntraining:      about %.0f MiB for LoRA, %.0f MiB for QLoRA, %.0f MiB for full "
+            "fine-tuning (batch 4 x 256)",
+            json_object_get_double (json_object_object_get (tm, "lora")),
+            json_object_get_double (json_object_object_get (tm, "qlora")),
+            json_object_get_double (json_object_object_get (tm, "full")));
     printf ("\n");
   }
   json_object_put (o);

@@ -146,7 +146,15 @@ sutra_cli_parse (SutraCliArgs *a, int argc, char **argv, const SutraCliOptSpec *
       sutra_cli_usage_error (a->command, "--%.*s takes no value", (int) nlen, name);
       return false;
     }
-    a->opt_name[a->nopts] = s ? s->name : sutra_xstrndup (name, nlen);
+    if (!s) {
+      if (nlen >= sizeof a->wild_names[0]) {
+        sutra_cli_usage_error (a->command, "option --%.*s is too long", (int) nlen, name);
+        return false;
+      }
+      memcpy (a->wild_names[a->nopts], name, nlen);
+      a->wild_names[a->nopts][nlen] = '\0';
+    }
+    a->opt_name[a->nopts] = s ? s->name : a->wild_names[a->nopts];
     a->opt_value[a->nopts] = value;
     a->nopts++;
   }

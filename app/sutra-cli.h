@@ -40,6 +40,7 @@ typedef struct {
   int nopts;
   const char *opt_name[SUTRA_CLI_MAX_OPTS];
   const char *opt_value[SUTRA_CLI_MAX_OPTS];  /* NULL for flags */
+  char wild_names[SUTRA_CLI_MAX_OPTS][64];    /* storage for names accepted by a "*" spec */
 } SutraCliArgs;
 
 /* Returns false (after printing a usage error) on a bad option. A spec with name "*" accepts

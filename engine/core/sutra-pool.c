@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define SPIN_ITERS 20000   /* ~50-100 us of _mm_pause before a worker sleeps */
+#define SPIN_ITERS 4000    /* ~20-50 us of _mm_pause before a worker sleeps */
 #define MAX_THREADS 64
 
 typedef struct {

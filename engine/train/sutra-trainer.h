@@ -125,6 +125,8 @@ bool sutra_trainer_is_paused      (SutraTrainer *t);
  * (chat with the current weights); NULL before STARTED. */
 SutraModel *sutra_trainer_model (SutraTrainer *t);
 const char *sutra_trainer_run_dir (const SutraTrainer *t);
+/* The final adapter (lora, qlora) or model (full) folder, once the run finished; else NULL. */
+const char *sutra_trainer_result_path (const SutraTrainer *t);
 
 /* Memory a run would use, by part (bytes). */
 typedef struct {
