@@ -430,13 +430,24 @@ sutra_generator_run (SutraGenerator *g, const int *prompt, int n_prompt, const S
   sutra_sampler_reset (g->sampler, &p->sampler);
   sutra_sampler_accept_prompt (g->sampler, prompt, n_prompt);
 
-  /* reuse the state when the prompt extends what it holds */
+  /* reuse the state for the longest common prefix of what it holds and the prompt (at least
+   * one prompt token is always fed, for its logits): when the prompt extends the history
+   * nothing is recomputed; a shorter common prefix needs a state that can rewind (KV cache) */
   double t0 = now_s ();
-  bool reuse = g->hist_valid && g->n_hist < n_prompt && g->m->vt->state_pos (g->st) == g->n_hist &&
-               memcmp (g->hist, prompt, sizeof (int) * (size_t) g->n_hist) == 0;
-  if (!reuse) {
-    g->m->vt->state_reset (g->st);
-    g->n_hist = 0;
+  int common = -1;                     /* -1: the state is not known to match g->hist */
+  if (g->hist_valid && g->m->vt->state_pos (g->st) == g->n_hist) {
+    int lim = g->n_hist < n_prompt - 1 ? g->n_hist : n_prompt - 1;
+    common = 0;
+    while (common < lim && g->hist[common] == prompt[common])
+      common++;
+  }
+  if (common < g->n_hist || common < 0) {
+    if (common > 0 && g->m->vt->state_truncate && g->m->vt->state_truncate (g->st, common))
+      g->n_hist = common;
+    else {
+      g->m->vt->state_reset (g->st);
+      g->n_hist = 0;
+    }
   }
   g->hist_valid = true;
   r.n_reused = g->n_hist;

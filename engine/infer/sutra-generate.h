@@ -1,7 +1,9 @@
 /* sutra-generate.h: text generation over any model's step() (KV cache or recurrent state).
  *
- * A run: batched prefill of the prompt (skipped for the part that extends what the state already
- * holds), then one decode step per new token; sampling by sutra-sampler.h; stop on
+ * A run: batched prefill of the prompt (skipped for the longest prefix it shares with what the
+ * state already holds: all of it when the prompt extends the history; a shorter common prefix
+ * when the model's state can rewind, i.e. a KV cache; otherwise the state restarts), then one
+ * decode step per new token; sampling by sutra-sampler.h; stop on
  *   EOS ids (generation_config.json eos_token_id, an int or a list; else config.json; else the
  *   tokenizer's EOS) unless ignore_eos; a user stop string, matched in the detokenized text
  *   across token boundaries (text that could be the start of a stop string is held back and

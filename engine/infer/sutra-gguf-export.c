@@ -2,7 +2,7 @@
  * permutation and metadata; see sutra-gguf-export.h). Tensor bytes are produced while the file
  * is written, row by row across the thread pool: nothing holds a second copy of the model. */
 #include "sutra-gguf-export.h"
-#include "sutra-chat.h"
+#include "sutra-chat-session.h"
 #include "sutra-fsutil.h"
 #include "sutra-generate.h"
 #include "sutra-pool.h"
@@ -231,38 +231,6 @@ sutra_gguf_pre_tokenizer_name (const SutraTokenizer *tok)
   return "default";
 }
 
-/* The first special token in the text the chat template writes after an assistant reply
- * (e.g. <|im_end|>, <|eot_id|>, <|end|>): the end-of-turn token. -1 when there is none. */
-static int
-template_eot (const SutraChatTemplate *t, const SutraTokenizer *tok)
-{
-  static const char marker[] = "Qz7Xr";
-  SutraChatMessage msgs[2] = { { "user", "Hello" }, { "assistant", marker } };
-  char *text;
-  SutraChatSpan *spans;
-  size_t n_spans;
-  if (sutra_chat_assistant_spans (t, msgs, 2, &text, &spans, &n_spans, NULL) != SUTRA_OK)
-    return -1;
-  int eot = -1;
-  if (n_spans > 0) {
-    char *span = text + spans[0].start, *hit = strstr (span, marker);
-    if (hit && (size_t) (hit - text) < spans[0].end) {
-      const char *tail = hit + sizeof marker - 1;
-      size_t tail_len = spans[0].end - (size_t) (tail - text);
-      SutraEncoding enc;
-      if (sutra_tokenizer_encode (tok, tail, tail_len, 0, &enc, NULL) == SUTRA_OK) {
-        for (size_t i = 0; i < enc.n && eot < 0; i++)
-          if (sutra_tokenizer_is_special (tok, enc.ids[i]))
-            eot = enc.ids[i];
-        sutra_encoding_clear (&enc);
-      }
-    }
-  }
-  free (spans);
-  free (text);
-  return eot;
-}
-
 static bool
 looks_special (const char *s)
 {
@@ -401,7 +369,7 @@ write_tokenizer (SutraGgufWriter *w, const char *dir, const SutraModel *m, Sutra
   SutraChatTemplate *ct = NULL;
   if (sutra_chat_template_load (dir, NULL, &ct, NULL) == SUTRA_OK && !sutra_chat_template_is_fallback (ct)) {
     sutra_gguf_writer_set_string (w, "tokenizer.chat_template", sutra_chat_template_source (ct));
-    int eot = template_eot (ct, tok);
+    int eot = sutra_chat_template_eot_id (ct, tok);
     if (eot >= 0 && eot != eos)
       sutra_gguf_writer_set_u32 (w, "tokenizer.ggml.eot_token_id", (uint32_t) eot);
   }
