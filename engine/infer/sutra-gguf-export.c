@@ -225,8 +225,9 @@ sutra_gguf_pre_tokenizer_name (const SutraTokenizer *tok)
     return "llama-bpe";
   if (n == 1 && !strcmp (r0, RE_QWEN2))
     return "qwen2";
-  if (n == 2 && !strcmp (sutra_tokenizer_pretok_regex (tok, 1), RE_GPT2) &&
-      strstr (r0, "\\p{P}"))
+  /* Falcon: Punctuation, ByteLevel (GPT-2), Digits, then 3-digit groups split off */
+  if (n == 2 && !strcmp (r0, RE_GPT2) &&
+      !strcmp (sutra_tokenizer_pretok_regex (tok, 1), "[0-9][0-9][0-9]"))
     return "falcon";
   return "default";
 }
@@ -236,6 +237,10 @@ looks_special (const char *s)
 {
   size_t n = strlen (s);
   if (!strcmp (s, "<pad>") || !strcmp (s, "<mask>") || !strcmp (s, "<2mass>") || !strcmp (s, "[@BOS@]"))
+    return true;
+  /* SentencePiece's own control pieces (Phi-3's tokenizer.json marks </s> as not special, while
+   * its tokenizer.model, which convert_hf_to_gguf.py reads, has it as control) */
+  if (!strcmp (s, "<s>") || !strcmp (s, "</s>"))
     return true;
   if (n >= 4 && !strncmp (s, "<|", 2) && !strcmp (s + n - 2, "|>"))
     return true;
@@ -298,9 +303,9 @@ write_tokenizer (SutraGgufWriter *w, const char *dir, const SutraModel *m, Sutra
       strs[i] = sutra_xstrdup (s);
       types[i] = (int32_t) sutra_tokenizer_token_type (tok, i);
       scores[i] = sutra_tokenizer_token_score (tok, i);
-      /* BOS/EOS/PAD are control tokens whatever tokenizer.json says (Phi-3 marks </s> as not
-       * special), and added tokens that look special are too (convert_hf_to_gguf.py's
-       * does_token_look_special: <|...|>, <pad>, <mask>, <unused...>) */
+      /* BOS/EOS/PAD are control tokens whatever tokenizer.json says, and added tokens that look
+       * special are too (convert_hf_to_gguf.py's does_token_look_special: <|...|>, <pad>,
+       * <mask>, <unused...>; and <s>, </s>) */
       bool is_role = i == role[0] || i == role[1] || i == role[3];
       if ((types[i] == SUTRA_TOKEN_TYPE_USER_DEFINED || (is_role && types[i] == SUTRA_TOKEN_TYPE_NORMAL)) &&
           (is_role || looks_special (s)))
