@@ -40,3 +40,6 @@ double sutra_bench_peak_rss_mb (void);         /* VmHWM of this process */
 double sutra_bench_sgemm_gflops (int M, int N, int K, double seconds);
 /* A SmolLM2-135M / tiny shaped Llama config by name; false if unknown. */
 bool   sutra_bench_llama_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* `sutra bench generate` for Llama shapes or --model DIR (app/sutra-cli-bench-generate-llama.c):
+ * prefill tokens/s over --seq (256), decode tokens/s over --steps (128), bandwidth bound. */
+int    sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out);
