@@ -280,7 +280,9 @@ parse_tensor (SutraGguf *g, Cur *c, size_t i)
     return sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (at most %d)",
                             g->name, t->name, nd, SUTRA_GGUF_MAX_DIMS);
   t->n_dims = (int) nd;
-  uint64_t numel = 1;
+  /* the product of the non-zero dimensions must fit: then every partial product used later
+   * (rows = ne1 ne2 ne3, even with ne0 = 0) fits too */
+  uint64_t numel = 1, nz = 1;
   for (int d = 0; d < SUTRA_GGUF_MAX_DIMS; d++) {
     t->ne[d] = 1;
     if ((uint32_t) d < nd && !take (c, &t->ne[d], 8))
@@ -288,9 +290,11 @@ parse_tensor (SutraGguf *g, Cur *c, size_t i)
     if (t->ne[d] < 0)
       return sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: tensor '%s': dimension %d is negative "
                               "(%" PRId64 ")", g->name, t->name, d, t->ne[d]);
-    if (t->ne[d] > 0 && numel > (uint64_t) INT64_MAX / (uint64_t) t->ne[d])
+    if (t->ne[d] > 0 && nz > (uint64_t) INT64_MAX / (uint64_t) t->ne[d])
       return sutra_error_set (err, SUTRA_ERR_FORMAT, "%s: tensor '%s': element count overflows",
                               g->name, t->name);
+    if (t->ne[d] > 0)
+      nz *= (uint64_t) t->ne[d];
     numel *= (uint64_t) t->ne[d];
   }
   int32_t type;
@@ -761,6 +765,8 @@ sutra_gguf_tensor_to_f32 (const SutraGguf *g, const SutraGgufTensor *t, float *d
                             "converted (supported: f32 f16 bf16 q8_0 q4_0 q4_K q6_K)", g->name,
                             t->name, sutra_ggml_type_name (t->type));
   int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+  if (t->ne[0] == 0 || rows == 0)
+    return SUTRA_OK;                   /* no elements (however many empty rows) */
   size_t rb = sutra_ggml_row_bytes (t->type, t->ne[0]);
   for (int64_t r = 0; r < rows; r++)
     sutra_ggml_dequantize_row (t->type, dst + r * t->ne[0], (const uint8_t *) t->data + (size_t) r * rb,
