@@ -168,8 +168,8 @@ sutra_dense_forward (float *out, const float *inp, const float *W, const float *
     for (int n = 0; n < N; n++)
       memcpy (out + (size_t) n * OC, bias, sizeof (float) * (size_t) OC);
   }
-  if (N == 1 && !bias) {
-    sutra_sgemv (out, W, inp, OC, C, false);
+  if (N == 1) {                       /* decode: a matrix-vector product (+ the bias copied above) */
+    sutra_sgemv (out, W, inp, OC, C, bias != NULL);
     return;
   }
   sutra_sgemm (false, true, N, OC, C, 1.f, inp, C, W, C, bias ? 1.f : 0.f, out, OC);
