@@ -7,86 +7,17 @@
  * Decode reads every weight once per token, so its ceiling is memory bandwidth: the report
  * includes the weight bytes read per token, the machine's streaming-read bandwidth measured
  * here on the same threads, and the bound bandwidth / bytes. Llama shapes come from
- * sutra_bench_llama_shape (smollm2-135m default); other architectures add a branch to
- * shape_config. --model DIR benchmarks a model folder instead (the same weights llama-bench runs
- * after a GGUF export). --quant f32 only for now: quantized bases join with the quant module. */
+ * sutra_bench_llama_shape (smollm2-135m default); --model DIR benchmarks a model folder
+ * instead (the same weights llama-bench runs after a GGUF export). --quant nf4|int4|int8 packs
+ * every projection of the decoder layers with the quant module (round to nearest; INT4 groups
+ * of 64); the output head / tied embedding stays f32, as QLoRA keeps it. */
 #include "sutra-cli-bench.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
-#include "sutra-dtype.h"
+#include "sutra-quant.h"
 
-#include <cblas.h>
-#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A model config for a bench shape name; false when unknown for this benchmark. RWKV and Mamba
- * shapes go here next to the Llama ones. */
-static bool
-shape_config (const char *name, SutraModelConfig *cfg)
-{
-  return sutra_bench_llama_shape (name, cfg);
-}
-
-typedef struct {
-  const float *buf;
-  size_t n;
-  double *sums;
-} ReadJob;
-
-/* a streaming read of the range: four 8-wide accumulators (AVX2 when present, as the decode
- * matrix-vector kernel), else OpenBLAS's vectorised sum of |x| */
-__attribute__ ((target ("avx2"))) static float
-sum_avx2 (const float *p, int64_t n)
-{
-  __m256 a = _mm256_setzero_ps (), b = a, c = a, d = a;
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a = _mm256_add_ps (a, _mm256_loadu_ps (p + i));
-    b = _mm256_add_ps (b, _mm256_loadu_ps (p + i + 8));
-    c = _mm256_add_ps (c, _mm256_loadu_ps (p + i + 16));
-    d = _mm256_add_ps (d, _mm256_loadu_ps (p + i + 24));
-  }
-  float t[8];
-  _mm256_storeu_ps (t, _mm256_add_ps (_mm256_add_ps (a, b), _mm256_add_ps (c, d)));
-  float s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
-  for (; i < n; i++)
-    s += p[i];
-  return s;
-}
-
-static void
-read_range (void *ctx, int64_t b, int64_t e, int ti)
-{
-  const ReadJob *j = ctx;
-  j->sums[ti] += sutra_cpu_has_avx2_fma () ? sum_avx2 (j->buf + b, e - b)
-                                           : cblas_sasum ((int) (e - b), j->buf + b, 1);
-}
-
-/* GB/s of reading a buffer larger than the caches, split over the pool's threads */
-static double
-read_bandwidth (size_t bytes)
-{
-  size_t n = bytes / sizeof (float);
-  float *buf = sutra_try_alloc (bytes, "bandwidth buffer", NULL);
-  if (!buf)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    buf[i] = (float) (i & 7);
-  double sums[64] = { 0 };
-  ReadJob j = { buf, n, sums };
-  sutra_parallel_for ((int64_t) n, 1 << 16, read_range, &j);
-  double best = 0;
-  for (int r = 0; r < 5; r++) {
-    double t0 = sutra_bench_now ();
-    sutra_parallel_for ((int64_t) n, 1 << 16, read_range, &j);
-    double t = sutra_bench_now () - t0;
-    double gbs = (double) bytes / t / 1e9;
-    best = gbs > best ? gbs : best;
-  }
-  sutra_aligned_free (buf);
-  return best;
-}
 
 int
 sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
@@ -94,10 +25,12 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
   const char *shape = o->shape ? o->shape : "smollm2-135m";
   const char *mdir = sutra_cli_opt (o->args, "model");
   SutraModelConfig cfg;
-  if (!mdir && !shape_config (shape, &cfg))
+  if (!mdir && !sutra_bench_llama_shape (shape, &cfg))
     return sutra_cli_usage_error ("bench", "generate: unknown shape '%s' (smollm2-135m, tiny)", shape);
-  if (o->quant && strcmp (o->quant, "f32") != 0)
-    return sutra_cli_usage_error ("bench", "generate: --quant %s is not available yet (f32)", o->quant);
+  const char *quant = o->quant ? o->quant : "f32";
+  SutraQuantParams qp = { .type = SUTRA_QUANT_NONE, .group_size = 64 };
+  if (strcmp (quant, "f32") != 0 && !sutra_quant_type_from_name (quant, &qp.type))
+    return sutra_cli_usage_error ("bench", "generate: --quant %s (f32, nf4, int4, int8)", quant);
   int P = o->seq > 0 ? o->seq : 256, G = o->steps > 0 ? o->steps : 128;
   SutraModel *m;
   SutraError err;
@@ -110,6 +43,13 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
     shape = mdir;
   } else if (sutra_model_new_random (&cfg, 0.02f, 42, &m, &err))
     return sutra_cli_fail (&err);
+  for (size_t i = 0; qp.type != SUTRA_QUANT_NONE && i < m->n_linears; i++) {
+    SutraLinear *l = m->linears[i];
+    if (strcmp (l->name, "lm_head") != 0 && sutra_linear_quantize (l, &qp, &err)) {
+      sutra_model_free (m);
+      return sutra_cli_fail (&err);
+    }
+  }
   SutraGenState *st;
   if (m->vt->state_new (m, P + G + 1, &st, &err)) {
     sutra_model_free (m);
@@ -155,10 +95,10 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
     double wbytes = (double) sutra_model_weight_bytes (m);
     if (!m->tied_linear)
       wbytes -= 4.0 * cfg.vocab_size * cfg.hidden_size;
-    double bw = read_bandwidth ((size_t) 512 << 20);
+    double bw = sutra_bench_read_bandwidth_gbs (1.0);
     double params = (double) sutra_model_param_count (m);
     json_object_object_add (out, "shape", json_object_new_string (shape));
-    json_object_object_add (out, "quant", json_object_new_string ("f32"));
+    json_object_object_add (out, "quant", json_object_new_string (quant));
     json_object_object_add (out, "prompt_tokens", json_object_new_int (P));
     json_object_object_add (out, "new_tokens", json_object_new_int (G));
     json_object_object_add (out, "tokens_per_s", json_object_new_double (dec_tps));

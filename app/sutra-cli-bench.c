@@ -117,10 +117,57 @@ sutra_bench_llama_shape (const char *name, void *out)
   return true;
 }
 
+bool
+sutra_bench_recurrent_shape (const char *name, void *out)
+{
+  SutraModelConfig *c = out;
+  memset (c, 0, sizeof *c);
+  c->bos_token_id = c->pad_token_id = -1;
+  c->dtype = SUTRA_F32;
+  c->layer_norm_epsilon = 1e-5f;
+  c->hidden_size = 768;
+  if (!strcmp (name, "rwkv4-169m")) {
+    c->arch = SUTRA_ARCH_RWKV4;
+    snprintf (c->architecture, sizeof c->architecture, "RwkvForCausalLM");
+    snprintf (c->model_type, sizeof c->model_type, "rwkv");
+    c->vocab_size = 50277;
+    c->n_layers = 12;
+    c->attention_hidden_size = 768;
+    c->intermediate_size = 3072;
+    c->rescale_every = 6;
+    c->max_position_embeddings = 1024;
+  } else if (!strcmp (name, "mamba-130m")) {
+    c->arch = SUTRA_ARCH_MAMBA;
+    snprintf (c->architecture, sizeof c->architecture, "MambaForCausalLM");
+    snprintf (c->model_type, sizeof c->model_type, "mamba");
+    c->vocab_size = 50280;
+    c->n_layers = 24;
+    c->state_size = 16;
+    c->expand = 2;
+    c->intermediate_mamba = c->intermediate_size = 1536;
+    c->conv_kernel = 4;
+    c->time_step_rank = 48;
+    c->use_conv_bias = true;
+    c->residual_in_fp32 = true;
+    c->tie_word_embeddings = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool
+sutra_bench_model_shape (const char *name, void *out)
+{
+  return sutra_bench_llama_shape (name, out) || sutra_bench_recurrent_shape (name, out);
+}
+
 /* ---- matmul: our pool-split sgemm against OpenBLAS's own threading, on model shapes ---- */
 static int
 bench_matmul (const SutraBenchOptions *o, json_object *out)
 {
+  if (o->quant && strcmp (o->quant, "f32") != 0)
+    return sutra_bench_qmatmul (o, out);
   static const int shapes[][3] = { { 256, 576, 576 }, { 256, 1536, 576 }, { 256, 576, 1536 },
                                    { 256, 49152, 576 }, { 1024, 1024, 1024 } };
   json_object *arr = json_object_new_array ();
@@ -201,9 +248,11 @@ bench_forward (const SutraBenchOptions *o, json_object *out)
 {
   const char *shape = o->shape ? o->shape : "smollm2-135m";
   SutraModelConfig cfg;
+  if (sutra_bench_recurrent_shape (shape, &cfg))
+    return sutra_bench_forward_recurrent (o, &cfg, out);
   if (!sutra_bench_llama_shape (shape, &cfg))
-    return sutra_cli_usage_error ("bench", "forward: unknown shape '%s' (smollm2-135m, tiny)",
-                                  shape);
+    return sutra_cli_usage_error ("bench", "forward: unknown shape '%s' (smollm2-135m, tiny, "
+                                  "rwkv4-169m, mamba-130m)", shape);
   int T = o->seq > 0 ? o->seq : 256;
   int steps = o->steps > 0 ? o->steps : 5;
   SutraModel *m;

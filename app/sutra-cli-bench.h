@@ -38,8 +38,20 @@ double sutra_bench_peak_rss_mb (void);         /* VmHWM of this process */
 /* GFLOP/s of single cblas_sgemm calls (threads as configured) on C[M,N] = A[M,K] B[N,K]^T,
  * run for about `seconds`; the figure benchmarks compare against. */
 double sutra_bench_sgemm_gflops (int M, int N, int K, double seconds);
+/* Best read bandwidth (GB/s) over ~seconds of summing a 512 MB buffer on the pool's threads. */
+double sutra_bench_read_bandwidth_gbs (double seconds);
+/* `bench matmul --quant nf4|int4|int8` (app/sutra-cli-bench-quant.c). */
+int    sutra_bench_qmatmul (const SutraBenchOptions *o, json_object *out);
 /* A SmolLM2-135M / tiny shaped Llama config by name; false if unknown. */
 bool   sutra_bench_llama_shape (const char *name, void *cfg /* SutraModelConfig* */);
 /* `sutra bench generate` for Llama shapes or --model DIR (app/sutra-cli-bench-generate-llama.c):
  * prefill tokens/s over --seq (256), decode tokens/s over --steps (128), bandwidth bound. */
 int    sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out);
+/* RWKV-4-169M ("rwkv4-169m") / Mamba-130M ("mamba-130m") shaped configs (the Hub configs of
+ * RWKV/rwkv-4-169m-pile and state-spaces/mamba-130m-hf); false if unknown. */
+bool   sutra_bench_recurrent_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* Any shape: Llama or recurrent. */
+bool   sutra_bench_model_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* `bench forward` for recurrent shapes: training forward + backward at batch 1 x seq with
+ * per-op timing (app/sutra-cli-bench-recurrent.c). */
+int    sutra_bench_forward_recurrent (const SutraBenchOptions *o, const void *cfg, json_object *out);

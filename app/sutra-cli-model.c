@@ -2,6 +2,7 @@
 #include "sutra-cli.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
+#include "sutra-qfile.h"
 #include "sutra-safetensors.h"
 #include "sutra-trainer.h"
 
@@ -60,6 +61,16 @@ cmd_info (int argc, char **argv)
       json_object_object_add (dt, sutra_dtype_name ((SutraDType) t), json_object_new_int64 ((int64_t) by_dtype[t]));
   json_object_object_add (o, "tensor_dtypes", dt);
   json_object_object_add (o, "weights_mb_f32", json_object_new_double ((double) wbytes / 1048576.0));
+  bool packed = false;
+  SutraQuantParams qp;
+  if (sutra_qfile_params (m->weights, &packed, &qp, NULL) == SUTRA_OK && packed) {
+    json_object *q = json_object_new_object ();
+    json_object_object_add (q, "type", json_object_new_string (sutra_quant_type_name (qp.type)));
+    json_object_object_add (q, "method", json_object_new_string (sutra_quant_method_name (qp.method)));
+    json_object_object_add (q, "group_size", json_object_new_int (qp.group_size));
+    json_object_object_add (q, "double_quant", json_object_new_boolean (qp.double_quant));
+    json_object_object_add (o, "quantization", q);
+  }
   /* generation state at a 1k-token context (constant for RWKV/Mamba) */
   int ctx = 1024;
   if (c->max_position_embeddings > 0 && c->max_position_embeddings < ctx)
@@ -101,7 +112,11 @@ cmd_info (int argc, char **argv)
     for (int t = 0; t < SUTRA_DTYPE_COUNT; t++)
       if (by_dtype[t])
         printf (" %zu %s", by_dtype[t], sutra_dtype_name ((SutraDType) t));
-    printf ("\nmemory:        %.1f MiB of f32 weights in use", (double) wbytes / 1048576.0);
+    if (packed)
+      printf ("\nquantization:  %s (%s, group %d%s)", sutra_quant_type_name (qp.type),
+              sutra_quant_method_name (qp.method), qp.group_size,
+              qp.double_quant ? ", double-quantized scales" : "");
+    printf ("\nmemory:        %.1f MiB of weights in use", (double) wbytes / 1048576.0);
     json_object *g = json_object_object_get (o, "generation_state_mb");
     if (g)
       printf (", %.1f MiB generation state at %d tokens", json_object_get_double (g), ctx);

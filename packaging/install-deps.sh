@@ -13,6 +13,7 @@ pkgs=(
   clang libclang-rt-14-dev
   python3 bible-kjv-text
   imagemagick x11-utils
+  file man-db groff-base libxml2-utils librsvg2-bin python3-yaml
 )
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy hyperfine)

@@ -985,6 +985,48 @@ test_plain_text (void)
   sutra_dataset_free (ds);
 }
 
+/* Files above the 4 MiB tokenization chunk: cut at a line break (the stream equals one
+ * encode of the whole file for GPT-2, whose pre-tokenizer splits there anyway), and a single
+ * line longer than a chunk (cut between characters: no U+FFFD, the text survives). */
+static void
+test_plain_text_chunks (void)
+{
+  const SutraTokenizer *tok = tokenizer ("gpt2");
+  if (!tok)
+    return;
+  const size_t size = (4u << 20) + 300000;
+  for (int long_line = 0; long_line < 2; long_line++) {
+    const char *unit = long_line ? "mot \xe2\x82\xac\xe2\x82\xac, " : "Line says \xe2\x82\xac hello to the world.\n";
+    GString *t = g_string_sized_new (size + 64);
+    while (t->len < size)
+      g_string_append (t, unit);
+    SutraDatasetOptions o = opts (tok);
+    o.seq_len = 1024;
+    o.add_eos = false;
+    SutraDataset *ds = load_ok (write_fixture ("big.txt", t->str, t->len), &o);
+    GArray *stream = g_array_new (FALSE, FALSE, sizeof (int));
+    for (size_t w = 0; w < sutra_dataset_count (ds); w++) {
+      const SutraExample *e = sutra_dataset_get (ds, w);
+      g_assert_cmpint (e->n, ==, w + 1 < sutra_dataset_count (ds) ? 1024 : e->n);
+      g_array_append_vals (stream, e->ids, (guint) e->n);
+    }
+    char *text = decode (tok, (int *) stream->data, (int) stream->len);
+    g_assert_true (strcmp (text, t->str) == 0);
+    g_free (text);
+    if (!long_line) {
+      GArray *all = encode (tok, t->str, SUTRA_ENCODE_ADD_SPECIAL);
+      g_assert_cmpuint (all->len, ==, stream->len);
+      g_assert_true (memcmp (all->data, stream->data, all->len * sizeof (int)) == 0);
+      g_assert_cmpint (sutra_dataset_get (ds, sutra_dataset_count (ds) - 1)->line, >, 100000);
+      g_array_unref (all);
+    } else
+      g_assert_cmpint (sutra_dataset_get (ds, sutra_dataset_count (ds) - 1)->line, ==, 1);
+    g_array_unref (stream);
+    sutra_dataset_free (ds);
+    g_string_free (t, TRUE);
+  }
+}
+
 /* ---- truncation, huge lines, counts ------------------------------------------------------- */
 
 static void
@@ -1243,6 +1285,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/dataset/chat-chatml", test_chat_chatml);
   g_test_add_func ("/engine/dataset/chat-real-pairs", test_chat_real_pairs);
   g_test_add_func ("/engine/dataset/plain-text", test_plain_text);
+  g_test_add_func ("/engine/dataset/plain-text-chunks", test_plain_text_chunks);
   g_test_add_func ("/engine/dataset/truncation", test_truncation);
   g_test_add_func ("/engine/dataset/cancel", test_cancel);
   g_test_add_func ("/engine/dataset/load-buffer", test_load_buffer);

@@ -22,7 +22,7 @@
 #define FD_REL_TOL 2e-3            /* full fine-tuning gradients vs central differences (float) */
 #define FD_ABS_FLOOR 1e-4          /* float rounding of the loss (~1e-6) over the step (~1e-2) */
 
-static const char *lora_refs[] = { "hf-refs/lora-llama" };
+static const char *lora_refs[] = { "hf-refs/lora-llama", "hf-refs/lora-rwkv4", "hf-refs/lora-mamba" };
 
 static bool
 arch_supported (const char *base)
@@ -267,6 +267,7 @@ test_peft_trajectory (gconstpointer data)
   /* (c) export merged through the CLI and compare its logits with the reference probe */
   char *merged = g_build_filename (tmp, "merged", NULL);
   const char *eargv[] = { "export", run, "--model", base, "--merged", merged, NULL };
+  g_free (errs);                      /* the train run's stderr */
   rc = test_run_cli (NULL, &errs, eargv);
   if (rc != 0)
     g_error ("sutra export failed (%d): %s", rc, errs);

@@ -594,28 +594,86 @@ sutra_rmsnorm_forward (float *out, float *rstd, const float *x, const float *w, 
   sutra_parallel_for (N, row_grain (C), row_range, &j);
 }
 
+/* Row-parallel norm backward: dx rows are independent; dw (and db) are summed per part into
+ * partials [parts][C] and reduced in part order afterwards (deterministic for a thread count). */
+typedef struct {
+  bool layer;                 /* LayerNorm (else RMSNorm) */
+  float *dx, *partial;        /* partial: [parts][2][C] (dw, db) */
+  const float *dout, *x, *w, *mean, *rstd;
+  int C;
+  bool want_dw, want_db;
+} NormBwdJob;
+
+static void
+norm_bwd_range (void *ctx, int64_t r0, int64_t r1, int ti)
+{
+  const NormBwdJob *j = ctx;
+  int C = j->C;
+  float *pdw = j->partial + (size_t) ti * 2 * C, *pdb = pdw + C;
+  for (int64_t n = r0; n < r1; n++) {
+    const float *xr = j->x + (size_t) n * C, *dr = j->dout + (size_t) n * C;
+    float *dxr = j->dx ? j->dx + (size_t) n * C : NULL;
+    float rs = j->rstd[n];
+    if (!j->layer) {
+      /* y = w * xhat, xhat = x * rstd; dx = rstd * (dout*w - xhat * mean(dout*w*xhat)) */
+      float dot = 0.f;
+      for (int i = 0; i < C; i++)
+        dot += dr[i] * j->w[i] * xr[i] * rs;
+      dot /= (float) C;
+      if (dxr)
+        for (int i = 0; i < C; i++)
+          dxr[i] += rs * (dr[i] * j->w[i] - xr[i] * rs * dot);
+      if (j->want_dw)
+        for (int i = 0; i < C; i++)
+          pdw[i] += dr[i] * xr[i] * rs;
+    } else {
+      /* llm.c layernorm.md: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
+      float mu = j->mean[n], m1 = 0.f, m2 = 0.f;
+      for (int i = 0; i < C; i++) {
+        float xhat = (xr[i] - mu) * rs, dxhat = dr[i] * j->w[i];
+        m1 += dxhat;
+        m2 += dxhat * xhat;
+      }
+      m1 /= (float) C;
+      m2 /= (float) C;
+      for (int i = 0; i < C; i++) {
+        float xhat = (xr[i] - mu) * rs;
+        if (dxr)
+          dxr[i] += rs * (dr[i] * j->w[i] - m1 - xhat * m2);
+        if (j->want_dw)
+          pdw[i] += dr[i] * xhat;
+        if (j->want_db)
+          pdb[i] += dr[i];
+      }
+    }
+  }
+}
+
+static void
+norm_backward (bool layer, float *dx, float *dw, float *db, const float *dout, const float *x,
+               const float *w, const float *mean, const float *rstd, int N, int C)
+{
+  int parts = sutra_get_threads ();
+  float *partial = sutra_thread_scratch (5, (size_t) parts * 2 * C);
+  memset (partial, 0, sizeof (float) * (size_t) parts * 2 * C);
+  NormBwdJob j = { layer, dx, partial, dout, x, w, mean, rstd, C, dw != NULL, db != NULL };
+  sutra_parallel_for (N, row_grain (C), norm_bwd_range, &j);
+  for (int p = 0; p < parts; p++) {
+    const float *pdw = partial + (size_t) p * 2 * C, *pdb = pdw + C;
+    if (dw)
+      for (int i = 0; i < C; i++)
+        dw[i] += pdw[i];
+    if (db)
+      for (int i = 0; i < C; i++)
+        db[i] += pdb[i];
+  }
+}
+
 void
 sutra_rmsnorm_backward (float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int C)
 {
-  /* y = w * xhat, xhat = x * rstd. dxhat = dout * w;
-   * dx = rstd * (dxhat - xhat * mean(dxhat * xhat)); dw += sum_n dout * xhat.
-   * Serial over rows because dw accumulates across them (C is small next to the matmuls). */
-  for (int n = 0; n < N; n++) {
-    const float *xr = x + (size_t) n * C, *dr = dout + (size_t) n * C;
-    float *dxr = dx ? dx + (size_t) n * C : NULL;
-    float rs = rstd[n];
-    float dot = 0.f;
-    for (int i = 0; i < C; i++)
-      dot += dr[i] * w[i] * xr[i] * rs;
-    dot /= (float) C;
-    if (dxr)
-      for (int i = 0; i < C; i++)
-        dxr[i] += rs * (dr[i] * w[i] - xr[i] * rs * dot);
-    if (dw)
-      for (int i = 0; i < C; i++)
-        dw[i] += dr[i] * xr[i] * rs;
-  }
+  norm_backward (false, dx, dw, NULL, dout, x, w, NULL, rstd, N, C);
 }
 
 void
@@ -631,30 +689,7 @@ void
 sutra_layernorm_backward (float *dx, float *dw, float *db, const float *dout, const float *x,
                           const float *w, const float *mean, const float *rstd, int N, int C)
 {
-  /* llm.c layernorm.md: dxhat = dout * w;
-   * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). */
-  for (int n = 0; n < N; n++) {
-    const float *xr = x + (size_t) n * C, *dr = dout + (size_t) n * C;
-    float mu = mean[n], rs = rstd[n];
-    float m1 = 0.f, m2 = 0.f;
-    for (int i = 0; i < C; i++) {
-      float xhat = (xr[i] - mu) * rs;
-      float dxhat = dr[i] * w[i];
-      m1 += dxhat;
-      m2 += dxhat * xhat;
-    }
-    m1 /= (float) C;
-    m2 /= (float) C;
-    for (int i = 0; i < C; i++) {
-      float xhat = (xr[i] - mu) * rs;
-      if (dx)
-        dx[(size_t) n * C + i] += rs * (dr[i] * w[i] - m1 - xhat * m2);
-      if (dw)
-        dw[i] += dr[i] * xhat;
-      if (db)
-        db[i] += dr[i];
-    }
-  }
+  norm_backward (true, dx, dw, db, dout, x, w, mean, rstd, N, C);
 }
 
 /* ------------------------------------------------------------------------------------------ */

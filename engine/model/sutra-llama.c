@@ -56,7 +56,7 @@ typedef struct {
   float *cos_t, *sin_t;   /* [N, hd/2] */
   int *pos;               /* [N] */
   /* backward buffers */
-  float *dx, *dh, *dF1, *dF2, *dH, *dq, *dk, *dv, *lscratch;
+  float *dx, *dh, *dF1, *dF2, *dF3, *dH, *dq, *dk, *dv, *lscratch;
   int lastB, lastT;
   int *last_ids, *last_doc;  /* copies of the batch's ids / doc ids for backward */
 } Llama;
@@ -266,7 +266,7 @@ llama_reserve (SutraModel *m, int B, int T, bool for_backward, SutraError *err)
     /* the work set: recomputation with checkpointing, and eval forwards in between */
     bytes += acts_bytes (c, B, T, lora, true) + 64 * 32 * 2;
     /* backward buffers */
-    bytes += sizeof (float) * (2 * N * C + 2 * N * F + 2 * N * H + 2 * N * KV +
+    bytes += sizeof (float) * (2 * N * C + 3 * N * F + 2 * N * H + 2 * N * KV +
                                N * (r_max + in_max + 16)) + 64 * 16;
   } else {
     bytes += acts_bytes (c, B, T, 0, true) + 64 * 32 * 2;
@@ -287,6 +287,7 @@ llama_reserve (SutraModel *m, int B, int T, bool for_backward, SutraError *err)
     L->dh = sutra_arena_floats (a, N * C);
     L->dF1 = sutra_arena_floats (a, N * F);
     L->dF2 = sutra_arena_floats (a, N * F);
+    L->dF3 = sutra_arena_floats (a, N * F);
     L->dH = sutra_arena_floats (a, N * H);
     L->dq = sutra_arena_floats (a, N * H);
     L->dk = sutra_arena_floats (a, N * KV);
@@ -452,12 +453,11 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
     memset (da, 0, sizeof (float) * (size_t) nf);
     sutra_linear_backward (ly->down, da, dx, A->a, N, &A->saved[6], L->lscratch);
     if (c->hidden_act == SUTRA_ACT_SILU) {
-      /* a = silu(g) u: dg = da u silu'(g), du = da silu(g) (du overwrites da) */
-      for (int64_t j = 0; j < nf; j++) {
-        float gv = A->g[j], sg = 1.f / (1.f + expf (-gv));
-        dg[j] = da[j] * A->u[j] * sg * (1.f + gv * (1.f - sg));
-        da[j] = da[j] * gv * sg;
-      }
+      /* a = silu(g) u: dg = da u silu'(g), du = da silu(g) (du lands in dF3) */
+      memset (dg, 0, sizeof (float) * (size_t) nf);
+      memset (L->dF3, 0, sizeof (float) * (size_t) nf);
+      sutra_swiglu_backward (dg, L->dF3, da, A->g, A->u, nf);
+      memcpy (da, L->dF3, sizeof (float) * (size_t) nf);
     } else {
       float *t = sutra_thread_scratch (4, (size_t) nf);
       sutra_act_forward (c->hidden_act, t, A->g, nf);    /* act(g) */

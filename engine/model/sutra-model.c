@@ -2,19 +2,22 @@
  * linears and parameters from the checkpoint, fresh initialisation, trainability, saving. */
 #include "sutra-model.h"
 #include "sutra-fsutil.h"
+#include "sutra-qfile.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern const SutraModelVTable sutra_llama_vtable;
+extern const SutraModelVTable sutra_llama_vtable, sutra_rwkv4_vtable, sutra_mamba_vtable;
 
 static const SutraModelVTable *
 vtable_for (SutraArch arch)
 {
   switch (arch) {
   case SUTRA_ARCH_LLAMA: return &sutra_llama_vtable;
+  case SUTRA_ARCH_RWKV4: return &sutra_rwkv4_vtable;
+  case SUTRA_ARCH_MAMBA: return &sutra_mamba_vtable;
   default: return NULL;
   }
 }
@@ -184,10 +187,15 @@ sutra_model_add_linear (SutraModel *m, const char *name, int in, int out, bool h
   l->name = sutra_xstrdup (name);
   l->in = in;
   l->out = out;
-  char *wn = sutra_xasprintf ("%s.weight", name);
-  int64_t wshape[2] = { out, in };
-  SutraStatus st = load_f32 (m, wn, 2, wshape, &l->w, &l->w_owned, err);
-  free (wn);
+  SutraStatus st;
+  if (m->weights && sutra_qfile_has_packed (m->weights, name)) {   /* a quantized model file */
+    st = sutra_qfile_load_linear (m->weights, name, out, in, &l->qw, err);
+  } else {
+    char *wn = sutra_xasprintf ("%s.weight", name);
+    int64_t wshape[2] = { out, in };
+    st = load_f32 (m, wn, 2, wshape, &l->w, &l->w_owned, err);
+    free (wn);
+  }
   if (!st && has_bias) {
     char *bn = sutra_xasprintf ("%s.bias", name);
     int64_t bshape[1] = { out };
@@ -211,6 +219,9 @@ sutra_model_add_tied_linear (SutraModel *m, const char *name, SutraParam *weight
                              SutraLinear **out_l, SutraError *err)
 {
   SUTRA_ASSERT (weight->ndim == 2);
+  if (m->weights && sutra_qfile_has_packed (m->weights, name))   /* quantized head: not tied */
+    return sutra_model_add_linear (m, name, (int) weight->shape[1], (int) weight->shape[0], false,
+                                   out_l, err);
   SutraLinear *l = sutra_xcalloc (1, sizeof *l);
   l->name = sutra_xstrdup (name);
   l->out = (int) weight->shape[0];

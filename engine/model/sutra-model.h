@@ -73,6 +73,17 @@ typedef struct SutraGenState SutraGenState;
 
 typedef enum { SUTRA_TRAIN_NONE, SUTRA_TRAIN_LORA, SUTRA_TRAIN_FULL } SutraTrainMode;
 
+/* Wall time of forward/backward by kind of work, accumulated while SutraModel.profile is set
+ * (benchmarks say where the time goes); architectures that do not report leave it at zero. */
+typedef enum {
+  SUTRA_PROF_MATMUL,              /* projections (SutraLinear, incl. LoRA) and the head */
+  SUTRA_PROF_RECURRENCE,          /* WKV / selective scan / causal conv */
+  SUTRA_PROF_NORM,                /* LayerNorm / RMSNorm */
+  SUTRA_PROF_OTHER,               /* token shift, activations, gates, residuals, embedding */
+  SUTRA_PROF_COUNT
+} SutraProfKind;
+typedef struct { double seconds[SUTRA_PROF_COUNT]; } SutraModelProfile;
+
 typedef struct {
   const char *arch_name;
   SutraStatus (*load)      (SutraModel *m, SutraError *err);   /* cfg + weights are set */
@@ -116,6 +127,7 @@ struct SutraModel {
   uint64_t dropout_rng;           /* LoRA dropout state (saved in checkpoints) */
   SutraLinear *tied_linear;       /* lm_head sharing tied_param's data (tied embeddings) */
   SutraParam *tied_param;
+  SutraModelProfile *profile;     /* NULL = off (borrowed; see SutraProfKind) */
   void *impl;
 };
 

@@ -1,41 +1,12 @@
-/* sutra-quant.c: packed NF4 / INT4 / INT8 weight matrices (reference layout and kernels).
- *
- * Layouts (row-major, per row of `cols` values):
- *   NF4  per block of 64: absmax (f32) + 32 bytes; byte j holds element j (low nibble) and
- *        element j + 32 (high nibble); value = absmax * NF4[code].
- *   INT4 per group of G: scale, min (f32) + G/2 bytes, same nibble order within the group;
- *        value = q * scale + min, q in 0..15 (asymmetric; zero point = -min/scale).
- *   INT8 per row: scale (f32) + cols int8; value = q * scale.
- * Matrix products dequantize row tiles into a per-thread buffer and call sgemm. */
-#include "sutra-quant.h"
-#include "sutra-ops.h"
-#include "sutra-pool.h"
+/* sutra-quant.c: the SutraQWeight object: parameters, allocation, round-to-nearest entry point,
+ * accessors and the parts used for files. Layouts are in sutra-quant-private.h; quantizers and
+ * kernels per format in sutra-nf4.c, sutra-int4.c, sutra-int8.c; products in sutra-qmatmul.c. */
+#include "sutra-quant-private.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define NF4_BLOCK 64
-#define TILE_ROWS 64
-
-/* The NF4 code book: quantiles of N(0, 1) normalised to [-1, 1] with an exact zero
- * (QLoRA paper, appendix E; the values bitsandbytes uses). */
-static const float nf4_code[16] = {
-  -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-  -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-  0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-  0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
-};
-
-struct SutraQWeight {
-  SutraQuantParams p;
-  int rows, cols;
-  int group;             /* values per scale: 64 (NF4), G (INT4), cols (INT8) */
-  int groups_per_row;
-  float *scale;          /* [rows * groups_per_row] */
-  float *min;            /* INT4 only */
-  uint8_t *data;         /* NF4/INT4: rows*cols/2 bytes; INT8: rows*cols */
-};
 
 const char *
 sutra_quant_type_name (SutraQuantType t)
@@ -52,105 +23,167 @@ bool
 sutra_quant_type_from_name (const char *name, SutraQuantType *out)
 {
   for (int t = SUTRA_QUANT_NF4; t <= SUTRA_QUANT_INT8; t++)
-    if (strcmp (name, sutra_quant_type_name ((SutraQuantType) t)) == 0) {
+    if (name && strcmp (name, sutra_quant_type_name ((SutraQuantType) t)) == 0) {
       *out = (SutraQuantType) t;
       return true;
     }
   return false;
 }
 
-static uint8_t
-nf4_nearest (float v)
+const char *
+sutra_quant_method_name (SutraQuantMethod m)
 {
-  /* nearest code by midpoints between neighbours */
-  uint8_t best = 0;
-  float bd = INFINITY;
-  for (int i = 0; i < 16; i++) {
-    float d = fabsf (v - nf4_code[i]);
-    if (d < bd) {
-      bd = d;
-      best = (uint8_t) i;
-    }
+  switch (m) {
+  case SUTRA_QMETHOD_AWQ: return "awq";
+  case SUTRA_QMETHOD_GPTQ: return "gptq";
+  default: return "rtn";
   }
-  return best;
+}
+
+bool
+sutra_quant_method_from_name (const char *name, SutraQuantMethod *out)
+{
+  for (int m = SUTRA_QMETHOD_RTN; m <= SUTRA_QMETHOD_GPTQ; m++)
+    if (name && strcmp (name, sutra_quant_method_name ((SutraQuantMethod) m)) == 0) {
+      *out = (SutraQuantMethod) m;
+      return true;
+    }
+  return false;
+}
+
+/* The group a parameter set means (0 for INT8, whose group is the row). */
+static int
+effective_group (const SutraQuantParams *p)
+{
+  switch (p->type) {
+  case SUTRA_QUANT_NF4: return SUTRA_NF4_GROUP;
+  case SUTRA_QUANT_INT4: return p->group_size ? p->group_size : 64;
+  default: return 0;
+  }
+}
+
+SutraStatus
+sutra_quant_params_check (const SutraQuantParams *p, SutraError *err)
+{
+  if (p->type != SUTRA_QUANT_NF4 && p->type != SUTRA_QUANT_INT4 && p->type != SUTRA_QUANT_INT8)
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "quantize: unknown quantization type %d",
+                            (int) p->type);
+  if (p->method != SUTRA_QMETHOD_RTN && p->method != SUTRA_QMETHOD_AWQ &&
+      p->method != SUTRA_QMETHOD_GPTQ)
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "quantize: unknown method %d", (int) p->method);
+  if (p->type == SUTRA_QUANT_INT4) {
+    int g = effective_group (p);
+    if (g != 32 && g != 64 && g != 128)
+      return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "int4 group size %d (use 32, 64 or 128)",
+                              g);
+  } else if (p->type == SUTRA_QUANT_NF4) {
+    if (p->group_size && p->group_size != SUTRA_NF4_GROUP)
+      return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED,
+                              "nf4 uses blocks of %d values (group size %d asked for)",
+                              SUTRA_NF4_GROUP, p->group_size);
+  }
+  if (p->double_quant && p->type != SUTRA_QUANT_NF4)
+    return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "double quantization applies to nf4 only");
+  if (p->method != SUTRA_QMETHOD_RTN && p->type != SUTRA_QUANT_INT4)
+    return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s produces int4 weights, not %s",
+                            sutra_quant_method_name (p->method), sutra_quant_type_name (p->type));
+  return SUTRA_OK;
+}
+
+static void *
+own (SutraQWeight *q, size_t bytes, const char *what, SutraError *err)
+{
+  SUTRA_ASSERT (q->n_owned < (int) (sizeof q->owned / sizeof q->owned[0]));
+  void *p = sutra_try_alloc (bytes ? bytes : 1, what, err);
+  if (p)
+    q->owned[q->n_owned++] = p;
+  return p;
+}
+
+static size_t
+dq_blocks (const SutraQWeight *q)
+{
+  size_t n = (size_t) q->rows * q->ngroups;
+  return (n + SUTRA_NF4_DQ_BLOCK - 1) / SUTRA_NF4_DQ_BLOCK;
+}
+
+/* Fills the shape fields of q from p, rows and cols (no buffers). */
+static SutraStatus
+shape_init (SutraQWeight *q, const SutraQuantParams *p, int rows, int cols, SutraError *err)
+{
+  SutraStatus st = sutra_quant_params_check (p, err);
+  if (st)
+    return st;
+  if (rows <= 0 || cols <= 0)
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "quantize: bad matrix shape [%d, %d]", rows,
+                            cols);
+  q->p = *p;
+  q->p.group_size = effective_group (p);
+  q->rows = rows;
+  q->cols = cols;
+  if (p->type == SUTRA_QUANT_INT8) {
+    q->group = cols;
+    q->ngroups = 1;
+    q->row_bytes = (size_t) cols;
+  } else {
+    q->group = q->p.group_size;
+    q->ngroups = (cols + q->group - 1) / q->group;
+    q->row_bytes = (size_t) q->ngroups * q->group / 2;
+  }
+  return SUTRA_OK;
+}
+
+SutraStatus
+sutra_qweight_alloc (const SutraQuantParams *p, int rows, int cols, bool with_in_scale,
+                     SutraQWeight **out, SutraError *err)
+{
+  SutraQWeight *q = sutra_xcalloc (1, sizeof *q);
+  SutraStatus st = shape_init (q, p, rows, cols, err);
+  if (st) {
+    free (q);
+    return st;
+  }
+  size_t ng = (size_t) rows * q->ngroups;
+  bool ok = (q->qs = own (q, (size_t) rows * q->row_bytes, "quantized weights", err)) != NULL;
+  if (ok && p->type == SUTRA_QUANT_NF4 && p->double_quant) {
+    ok = (q->absmax_q = own (q, ng, "quantized scales", err)) &&
+         (q->dq_scale = own (q, dq_blocks (q) * sizeof (float), "quantized scales", err)) &&
+         (q->dq_offset = own (q, dq_blocks (q) * sizeof (float), "quantized scales", err));
+  } else if (ok) {
+    ok = (q->scales = own (q, ng * sizeof (float), "quantization scales", err)) != NULL;
+  }
+  if (ok && p->type == SUTRA_QUANT_INT4)
+    ok = (q->zeros = own (q, ng, "zero points", err)) != NULL;
+  if (ok && with_in_scale) {
+    SUTRA_ASSERT (p->type == SUTRA_QUANT_INT4);
+    ok = (q->in_scale = own (q, (size_t) cols * sizeof (float), "input scales", err)) != NULL;
+  }
+  if (!ok) {
+    sutra_qweight_free (q);
+    return SUTRA_ERR_NOMEM;
+  }
+  *out = q;
+  return SUTRA_OK;
 }
 
 SutraStatus
 sutra_qweight_quantize (const float *w, int rows, int cols, const SutraQuantParams *p,
                         SutraQWeight **out, SutraError *err)
 {
-  int group;
+  SutraQWeight *q;
+  SutraStatus st = sutra_qweight_alloc (p, rows, cols, false, &q, err);
+  if (st)
+    return st;
   switch (p->type) {
-  case SUTRA_QUANT_NF4: group = NF4_BLOCK; break;
-  case SUTRA_QUANT_INT4: group = p->group_size ? p->group_size : 64; break;
-  case SUTRA_QUANT_INT8: group = cols; break;
-  default: return sutra_error_set (err, SUTRA_ERR_INVALID, "quantize: no quantization type given");
-  }
-  if (p->type == SUTRA_QUANT_INT4 && group != 32 && group != 64 && group != 128)
-    return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "int4 group size %d (use 32, 64 or 128)",
-                            group);
-  if (cols % group != 0)
-    return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED,
-                            "%s needs the input size (%d) to be a multiple of %d",
-                            sutra_quant_type_name (p->type), cols, group);
-  SutraQWeight *q = sutra_xcalloc (1, sizeof *q);
-  q->p = *p;
-  q->rows = rows;
-  q->cols = cols;
-  q->group = group;
-  q->groups_per_row = cols / group;
-  size_t ng = (size_t) rows * q->groups_per_row;
-  size_t nbytes = p->type == SUTRA_QUANT_INT8 ? (size_t) rows * cols : (size_t) rows * cols / 2;
-  q->scale = sutra_try_alloc (ng * sizeof (float), "quantized scales", err);
-  q->data = sutra_try_alloc (nbytes, "quantized weights", err);
-  if (p->type == SUTRA_QUANT_INT4)
-    q->min = sutra_try_alloc (ng * sizeof (float), "quantized minimums", err);
-  if (!q->scale || !q->data || (p->type == SUTRA_QUANT_INT4 && !q->min)) {
-    sutra_qweight_free (q);
-    return SUTRA_ERR_NOMEM;
-  }
-  for (int r = 0; r < rows; r++)
-    for (int g = 0; g < q->groups_per_row; g++) {
-      const float *x = w + (size_t) r * cols + (size_t) g * group;
-      size_t gi = (size_t) r * q->groups_per_row + g;
-      if (p->type == SUTRA_QUANT_INT8) {
-        float amax = 0.f;
-        for (int i = 0; i < group; i++)
-          amax = fmaxf (amax, fabsf (x[i]));
-        float s = amax / 127.f;
-        q->scale[gi] = s;
-        int8_t *d = (int8_t *) q->data + (size_t) r * cols;
-        for (int i = 0; i < group; i++)
-          d[i] = (int8_t) (s > 0 ? lrintf (x[i] / s) : 0);
-        continue;
-      }
-      uint8_t *d = q->data + ((size_t) r * cols + (size_t) g * group) / 2;
-      uint8_t codes[128];
-      if (p->type == SUTRA_QUANT_NF4) {
-        float amax = 0.f;
-        for (int i = 0; i < group; i++)
-          amax = fmaxf (amax, fabsf (x[i]));
-        q->scale[gi] = amax;
-        for (int i = 0; i < group; i++)
-          codes[i] = amax > 0 ? nf4_nearest (x[i] / amax) : 7;   /* code 7 is exactly 0 */
-      } else {
-        float lo = INFINITY, hi = -INFINITY;
-        for (int i = 0; i < group; i++) {
-          lo = fminf (lo, x[i]);
-          hi = fmaxf (hi, x[i]);
-        }
-        float s = (hi - lo) / 15.f;
-        q->scale[gi] = s;
-        q->min[gi] = lo;
-        for (int i = 0; i < group; i++) {
-          long c = s > 0 ? lrintf ((x[i] - lo) / s) : 0;
-          codes[i] = (uint8_t) (c < 0 ? 0 : c > 15 ? 15 : c);
-        }
-      }
-      int half = group / 2;
-      for (int j = 0; j < half; j++)
-        d[j] = (uint8_t) (codes[j] | (codes[j + half] << 4));
+  case SUTRA_QUANT_NF4:
+    if ((st = sutra_nf4_quantize_rows (q, w, err))) {
+      sutra_qweight_free (q);
+      return st;
     }
+    break;
+  case SUTRA_QUANT_INT4: sutra_int4_quantize_rows (q, w); break;
+  default: sutra_int8_quantize_rows (q, w); break;
+  }
   *out = q;
   return SUTRA_OK;
 }
@@ -160,133 +193,232 @@ sutra_qweight_free (SutraQWeight *q)
 {
   if (!q)
     return;
-  sutra_aligned_free (q->scale);
-  sutra_aligned_free (q->min);
-  sutra_aligned_free (q->data);
+  for (int i = 0; i < q->n_owned; i++)
+    sutra_aligned_free (q->owned[i]);
   free (q);
 }
 
 int sutra_qweight_rows (const SutraQWeight *q) { return q->rows; }
 int sutra_qweight_cols (const SutraQWeight *q) { return q->cols; }
 SutraQuantType sutra_qweight_type (const SutraQWeight *q) { return q->p.type; }
+const SutraQuantParams *sutra_qweight_params (const SutraQWeight *q) { return &q->p; }
+bool sutra_qweight_has_in_scale (const SutraQWeight *q) { return q->in_scale != NULL; }
 
 size_t
 sutra_qweight_bytes (const SutraQWeight *q)
 {
-  size_t ng = (size_t) q->rows * q->groups_per_row;
-  size_t data = q->p.type == SUTRA_QUANT_INT8 ? (size_t) q->rows * q->cols
-                                              : (size_t) q->rows * q->cols / 2;
-  return data + ng * sizeof (float) * (q->min ? 2 : 1);
+  SutraQPart parts[SUTRA_QPARTS_MAX];
+  int n = sutra_qweight_parts (q, parts);
+  size_t bytes = 0;
+  for (int i = 0; i < n; i++)
+    bytes += (size_t) parts[i].shape[0] * (parts[i].ndim > 1 ? (size_t) parts[i].shape[1] : 1) *
+             sutra_dtype_size (parts[i].dtype);
+  return bytes;
+}
+
+double
+sutra_qweight_bits_per_weight (const SutraQWeight *q)
+{
+  return 8.0 * (double) sutra_qweight_bytes (q) / ((double) q->rows * q->cols);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* parts                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+static const char *const part_names[] = { "qweight", "absmax", "absmax_q", "absmax_scale",
+                                          "absmax_offset", "scales", "zeros", "in_scale", NULL };
+
+const char *const *
+sutra_qweight_part_names (void)
+{
+  return part_names;
 }
 
 static void
-dequant_row (const SutraQWeight *q, int r, float *dst)
+part (SutraQPart *p, const char *name, SutraDType dt, int64_t d0, int64_t d1, const void *data)
 {
-  int G = q->group, cols = q->cols;
-  if (q->p.type == SUTRA_QUANT_INT8) {
-    const int8_t *d = (const int8_t *) q->data + (size_t) r * cols;
-    float s = q->scale[r];
-    for (int i = 0; i < cols; i++)
-      dst[i] = (float) d[i] * s;
-    return;
-  }
-  int half = G / 2;
-  for (int g = 0; g < q->groups_per_row; g++) {
-    size_t gi = (size_t) r * q->groups_per_row + g;
-    const uint8_t *d = q->data + ((size_t) r * cols + (size_t) g * G) / 2;
-    float *o = dst + (size_t) g * G;
-    float s = q->scale[gi];
-    if (q->p.type == SUTRA_QUANT_NF4) {
-      for (int j = 0; j < half; j++) {
-        o[j] = nf4_code[d[j] & 15] * s;
-        o[j + half] = nf4_code[d[j] >> 4] * s;
-      }
+  p->name = name;
+  p->dtype = dt;
+  p->ndim = d1 > 0 ? 2 : 1;
+  p->shape[0] = d0;
+  p->shape[1] = d1 > 0 ? d1 : 1;
+  p->data = data;
+}
+
+/* The parts a weight of this shape needs; data pointers from q (NULL for a template). */
+static int
+layout_parts (const SutraQWeight *q, bool with_in_scale, SutraQPart *pt)
+{
+  int n = 0;
+  int64_t R = q->rows, G = q->ngroups;
+  switch (q->p.type) {
+  case SUTRA_QUANT_NF4:
+    part (&pt[n++], "qweight", SUTRA_U8, R, (int64_t) q->row_bytes, q->qs);
+    if (q->p.double_quant) {
+      part (&pt[n++], "absmax_q", SUTRA_U8, R, G, q->absmax_q);
+      part (&pt[n++], "absmax_scale", SUTRA_F32, (int64_t) dq_blocks (q), 0, q->dq_scale);
+      part (&pt[n++], "absmax_offset", SUTRA_F32, (int64_t) dq_blocks (q), 0, q->dq_offset);
     } else {
-      float mn = q->min[gi];
-      for (int j = 0; j < half; j++) {
-        o[j] = (float) (d[j] & 15) * s + mn;
-        o[j + half] = (float) (d[j] >> 4) * s + mn;
+      part (&pt[n++], "absmax", SUTRA_F32, R, G, q->scales);
+    }
+    break;
+  case SUTRA_QUANT_INT4:
+    part (&pt[n++], "qweight", SUTRA_U8, R, (int64_t) q->row_bytes, q->qs);
+    part (&pt[n++], "scales", SUTRA_F32, R, G, q->scales);
+    part (&pt[n++], "zeros", SUTRA_U8, R, G, q->zeros);
+    if (with_in_scale)
+      part (&pt[n++], "in_scale", SUTRA_F32, q->cols, 0, q->in_scale);
+    break;
+  default:
+    part (&pt[n++], "qweight", SUTRA_I8, R, q->cols, q->qs);
+    part (&pt[n++], "scales", SUTRA_F32, R, 0, q->scales);
+    break;
+  }
+  return n;
+}
+
+int
+sutra_qweight_parts (const SutraQWeight *q, SutraQPart *parts)
+{
+  return layout_parts (q, q->in_scale != NULL, parts);
+}
+
+static size_t
+part_bytes (const SutraQPart *p)
+{
+  size_t n = sutra_dtype_size (p->dtype);
+  for (int i = 0; i < p->ndim; i++)
+    n *= (size_t) p->shape[i];
+  return n;
+}
+
+static const SutraQPart *
+find_part (const SutraQPart *parts, int n, const char *name)
+{
+  for (int i = 0; i < n; i++)
+    if (parts[i].name && strcmp (parts[i].name, name) == 0)
+      return &parts[i];
+  return NULL;
+}
+
+static const char *
+shape_text (const SutraQPart *p, char *buf, size_t len)
+{
+  if (p->ndim == 1)
+    snprintf (buf, len, "[%lld]", (long long) p->shape[0]);
+  else
+    snprintf (buf, len, "[%lld, %lld]", (long long) p->shape[0], (long long) p->shape[1]);
+  return buf;
+}
+
+/* Value checks of a part that the kernels rely on (or that would poison every output). */
+static SutraStatus
+check_values (const SutraQWeight *q, const SutraQPart *want, const void *data, SutraError *err)
+{
+  size_t n = part_bytes (want) / sutra_dtype_size (want->dtype);
+  if (want->dtype == SUTRA_F32) {
+    for (size_t i = 0; i < n; i++) {
+      float v;
+      memcpy (&v, (const char *) data + 4 * i, 4);
+      if (!isfinite (v))
+        return sutra_error_set (err, SUTRA_ERR_FORMAT, "%s[%zu] is not finite", want->name, i);
+    }
+  } else if (!strcmp (want->name, "zeros")) {
+    const uint8_t *z = data;
+    for (size_t i = 0; i < n; i++)
+      if (z[i] > 15)
+        return sutra_error_set (err, SUTRA_ERR_FORMAT, "zeros[%zu] = %d is not a 4-bit zero point",
+                                i, z[i]);
+  } else if (q->p.type == SUTRA_QUANT_INT8 && !strcmp (want->name, "qweight")) {
+    const int8_t *c = data;
+    for (size_t i = 0; i < n; i++)
+      if (c[i] == -128)
+        return sutra_error_set (err, SUTRA_ERR_FORMAT,
+                                "qweight[%zu] = -128 is outside the symmetric int8 range", i);
+  }
+  return SUTRA_OK;
+}
+
+SutraStatus
+sutra_qweight_from_parts (const SutraQuantParams *p, int rows, int cols, const SutraQPart *parts,
+                          int nparts, bool borrow, SutraQWeight **out, SutraError *err)
+{
+  SutraQWeight *q = sutra_xcalloc (1, sizeof *q);
+  SutraStatus st = shape_init (q, p, rows, cols, err);
+  if (st) {
+    free (q);
+    return st;
+  }
+  bool with_in = find_part (parts, nparts, "in_scale") != NULL;
+  if (with_in && p->type != SUTRA_QUANT_INT4) {
+    free (q);
+    return sutra_error_set (err, SUTRA_ERR_FORMAT, "in_scale is only valid for int4 weights");
+  }
+  SutraQPart want[SUTRA_QPARTS_MAX];
+  int nw = layout_parts (q, with_in, want);
+  /* every given part must be one the format uses */
+  for (int i = 0; i < nparts; i++)
+    if (!find_part (want, nw, parts[i].name)) {
+      st = sutra_error_set (err, SUTRA_ERR_FORMAT, "unexpected part '%s' for a %s%s weight",
+                            parts[i].name, sutra_quant_type_name (p->type),
+                            p->double_quant ? " (double-quantized)" : "");
+      goto fail;
+    }
+  const void *data[SUTRA_QPARTS_MAX];
+  for (int i = 0; i < nw; i++) {
+    const SutraQPart *g = find_part (parts, nparts, want[i].name);
+    char a[48], b[48];
+    if (!g) {
+      st = sutra_error_set (err, SUTRA_ERR_FORMAT, "missing part '%s' (%s %s)", want[i].name,
+                            sutra_dtype_name (want[i].dtype), shape_text (&want[i], a, sizeof a));
+      goto fail;
+    }
+    bool same = g->dtype == want[i].dtype && g->ndim == want[i].ndim;
+    for (int d = 0; same && d < g->ndim; d++)
+      same = g->shape[d] == want[i].shape[d];
+    if (!same) {
+      st = sutra_error_set (err, SUTRA_ERR_FORMAT,
+                            "part '%s' is %s %s, expected %s %s for a [%d, %d] %s weight (wrong "
+                            "block count or truncated)", want[i].name, sutra_dtype_name (g->dtype),
+                            shape_text (g, a, sizeof a), sutra_dtype_name (want[i].dtype),
+                            shape_text (&want[i], b, sizeof b), rows, cols,
+                            sutra_quant_type_name (p->type));
+      goto fail;
+    }
+    if (!g->data) {
+      st = sutra_error_set (err, SUTRA_ERR_FORMAT, "part '%s' has no data", want[i].name);
+      goto fail;
+    }
+    if ((st = check_values (q, &want[i], g->data, err)))
+      goto fail;
+    size_t nb = part_bytes (&want[i]);
+    bool aligned = want[i].dtype != SUTRA_F32 || (uintptr_t) g->data % 4 == 0;
+    if (borrow && aligned) {
+      data[i] = g->data;
+    } else {
+      void *copy = own (q, nb, want[i].name, err);
+      if (!copy) {
+        st = SUTRA_ERR_NOMEM;
+        goto fail;
       }
+      memcpy (copy, g->data, nb);
+      data[i] = copy;
     }
   }
-}
-
-void
-sutra_qweight_dequant_rows (const SutraQWeight *q, int row0, int nrows, float *dst)
-{
-  for (int r = 0; r < nrows; r++)
-    dequant_row (q, row0 + r, dst + (size_t) r * q->cols);
-}
-
-void
-sutra_qweight_matvec_naive (const SutraQWeight *q, const float *x, float *y, bool accumulate)
-{
-  float *row = sutra_xmalloc (sizeof (float) * (size_t) q->cols);
-  for (int r = 0; r < q->rows; r++) {
-    dequant_row (q, r, row);
-    double acc = 0;
-    for (int i = 0; i < q->cols; i++)
-      acc += (double) row[i] * x[i];
-    y[r] = (float) (accumulate ? y[r] + acc : acc);
+  for (int i = 0; i < nw; i++) {
+    const char *n = want[i].name;
+    if (!strcmp (n, "qweight")) q->qs = data[i];
+    else if (!strcmp (n, "absmax") || !strcmp (n, "scales")) q->scales = data[i];
+    else if (!strcmp (n, "absmax_q")) q->absmax_q = data[i];
+    else if (!strcmp (n, "absmax_scale")) q->dq_scale = data[i];
+    else if (!strcmp (n, "absmax_offset")) q->dq_offset = data[i];
+    else if (!strcmp (n, "zeros")) q->zeros = data[i];
+    else if (!strcmp (n, "in_scale")) q->in_scale = data[i];
   }
-  free (row);
-}
-
-typedef struct {
-  const SutraQWeight *q;
-  const float *x;
-  float *y;
-  bool acc;
-} MatvecJob;
-
-static void
-matvec_range (void *ctx, int64_t r0, int64_t r1, int ti)
-{
-  const MatvecJob *j = ctx;
-  float *row = sutra_thread_scratch (2, (size_t) j->q->cols);
-  (void) ti;
-  for (int64_t r = r0; r < r1; r++) {
-    dequant_row (j->q, (int) r, row);
-    float acc = 0.f;
-    for (int i = 0; i < j->q->cols; i++)
-      acc += row[i] * j->x[i];
-    j->y[r] = j->acc ? j->y[r] + acc : acc;
-  }
-}
-
-void
-sutra_qweight_matvec (const SutraQWeight *q, const float *x, float *y, bool accumulate)
-{
-  MatvecJob j = { q, x, y, accumulate };
-  sutra_parallel_for (q->rows, 16, matvec_range, &j);
-}
-
-/* out[N, rows] (+)= in[N, cols] W^T, a tile of TILE_ROWS output features at a time */
-void
-sutra_qweight_matmul (const SutraQWeight *q, const float *in, float *out, int N, bool accumulate)
-{
-  if (N == 1) {
-    sutra_qweight_matvec (q, in, out, accumulate);
-    return;
-  }
-  float *tile = sutra_thread_scratch (3, (size_t) TILE_ROWS * q->cols);
-  for (int r0 = 0; r0 < q->rows; r0 += TILE_ROWS) {
-    int nr = q->rows - r0 < TILE_ROWS ? q->rows - r0 : TILE_ROWS;
-    sutra_qweight_dequant_rows (q, r0, nr, tile);
-    sutra_sgemm (false, true, N, nr, q->cols, 1.f, in, q->cols, tile, q->cols,
-                 accumulate ? 1.f : 0.f, out + r0, q->rows);
-  }
-}
-
-/* din[N, cols] += dout[N, rows] W */
-void
-sutra_qweight_matmul_t (const SutraQWeight *q, const float *dout, float *din, int N)
-{
-  float *tile = sutra_thread_scratch (3, (size_t) TILE_ROWS * q->cols);
-  for (int r0 = 0; r0 < q->rows; r0 += TILE_ROWS) {
-    int nr = q->rows - r0 < TILE_ROWS ? q->rows - r0 : TILE_ROWS;
-    sutra_qweight_dequant_rows (q, r0, nr, tile);
-    sutra_sgemm (false, false, N, q->cols, nr, 1.f, dout + r0, q->rows, tile, q->cols, 1.f, din,
-                 q->cols);
-  }
+  *out = q;
+  return SUTRA_OK;
+fail:
+  sutra_qweight_free (q);
+  return st;
 }

@@ -3,11 +3,11 @@
  * sutra-dataset-rows.c (row shapes -> token ids and loss labels). Not installed. */
 #pragma once
 #include "sutra-dataset.h"
+#include "sutra-ops.h"                  /* SUTRA_IGNORE_INDEX (-100, Hugging Face's "no loss") */
 
 #include <json-c/json.h>
 #include <stdio.h>
 
-#define SUTRA_IGNORE_INDEX (-100)       /* Hugging Face's "no loss" label */
 #define DS_MAX_BAD_ROWS_KEPT 10000      /* messages kept; all bad rows are counted */
 
 typedef enum {

@@ -27,6 +27,7 @@
 #define SRC_BUFFER (1 << 16)
 #define TEXT_CHUNK ((size_t) 4 << 20)   /* plain text is tokenized in pieces of about this */
 #define CANCEL_POLL 64                  /* rows between polls of the cancel flag */
+#define ROW_MAX ((size_t) 1 << 30)      /* bytes in one row (json-c lengths are ints) */
 
 /* ---- UTF-8 (RFC 3629 table 3-7 of Unicode: well-formed byte sequences) ---- */
 
@@ -232,6 +233,11 @@ src_line (Src *s, Bytes *b)
 static json_object *
 parse_value (json_tokener *jt, const char *text, size_t len, size_t *bad, const char **why)
 {
+  if (len >= ROW_MAX) {                 /* json-c takes an int length */
+    *bad = 0;
+    *why = "row longer than 1 GiB";
+    return NULL;
+  }
   json_tokener_reset (jt);
   /* passing the terminating NUL lets json-c finish a bare top-level number */
   json_object *v = json_tokener_parse_ex (jt, text, (int) len + 1);
@@ -302,7 +308,7 @@ read_jsonl (DsLoader *L, Src *s)
                        bad + 1, (unsigned long long) (line_off + bad));
     } else if (nul) {
       st = ds_bad_row (L, line, "NUL byte at column %zu", (size_t) (nul - b.p) + 1);
-    } else if (b.n >= (size_t) 1 << 30) {
+    } else if (b.n >= ROW_MAX) {
       st = ds_bad_row (L, line, "line of %zu bytes is too long (1 GiB at most)", b.n);
     } else {
       const char *why;
@@ -542,6 +548,8 @@ csv_row (DsLoader *L, json_tokener *jt, Record *r, char **names, size_t ncol)
     return ds_bad_row (L, r->line, "%s", r->problem);
   if (r->n != ncol)
     return ds_bad_row (L, r->line, "%zu fields, the header has %zu", r->n, ncol);
+  if (r->text.n >= ROW_MAX)
+    return ds_bad_row (L, r->line, "record of %zu bytes is too long (1 GiB at most)", r->text.n);
   json_object *row = json_object_new_object ();
   SutraStatus st = SUTRA_OK;
   bool bad = false;
@@ -578,10 +586,8 @@ read_csv (DsLoader *L, Src *s, char delim)
   bool have = csv_record (s, delim, &r);
   while (have && r.blank)
     have = csv_record (s, delim, &r);
-  if (!have) {
-    free (r.text.p);
-    return src_status (L, s);
-  }
+  if (!have)
+    goto out;                           /* no header: an empty file */
   if (r.problem || r.bad_line) {
     st = sutra_error_set (L->err, SUTRA_ERR_FORMAT, "%s:%d: header row: %s", L->name, r.line,
                           r.problem ? r.problem : "invalid UTF-8");

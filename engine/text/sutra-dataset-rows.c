@@ -376,19 +376,21 @@ row_chat (DsLoader *L, json_object *row, SutraError *e)
   SutraEncoding enc = { 0 };
   if (!st)
     st = encode (L, text, strlen (text), 0, &enc, e);
-  /* tokens and spans both run left to right: a token carries loss when [start, end)
-   * overlaps a span [start, end) */
-  size_t k = 0;
+  /* a token carries loss when [start, end) overlaps a span; spans are sorted and disjoint,
+   * so the candidates start at the first span ending after the token's start */
   for (size_t i = 0; i < enc.n && !st; i++) {
     bool loss = false;
     if (!zero_width (&enc, i)) {
-      while (k < n_spans && spans[k].end <= enc.starts[i])
-        k++;
-      for (size_t j = k; j < n_spans && spans[j].start < enc.ends[i]; j++)
-        if (spans[j].end > enc.starts[i] && spans[j].start < spans[j].end) {
-          loss = true;
-          break;
-        }
+      size_t lo = 0, hi = n_spans;
+      while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (spans[mid].end <= enc.starts[i])
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      for (size_t j = lo; j < n_spans && spans[j].start < enc.ends[i] && !loss; j++)
+        loss = spans[j].start < spans[j].end;     /* an empty span covers nothing */
     }
     st = push (L, enc.ids[i], loss ? enc.ids[i] : SUTRA_IGNORE_INDEX);
   }

@@ -43,7 +43,8 @@ typedef struct {
 
 typedef struct {
   const struct SutraTokenizer *tokenizer;     /* NULL only for pre-tokenized data */
-  const struct SutraChatTemplate *chat;       /* chat rows; NULL = the tokenizer folder's own */
+  const struct SutraChatTemplate *chat;       /* required for chat rows (the model folder's:
+                                               * sutra_chat_template_load) */
   int seq_len;             /* longer examples are truncated (counted); plain text windows */
   bool mask_prompt;        /* prompt/completion and Alpaca: no loss on the prompt (default on) */
   bool stop_on_bad_row;    /* default false: skip and count */
@@ -57,8 +58,8 @@ void sutra_dataset_options_init (SutraDatasetOptions *o);
 
 typedef struct SutraDataset SutraDataset;
 
-/* The options are copied; o->tokenizer is kept (borrowed) for sutra_dataset_preview, so it
- * must outlive the dataset's previews. */
+/* o->tokenizer is kept (borrowed) for sutra_dataset_preview: it must outlive the previews.
+ * Chat rows need o->chat (see docs/datasets.md). */
 SutraStatus sutra_dataset_load (const char *path, const SutraDatasetOptions *o, SutraDataset **out,
                                 SutraError *err);
 /* The same from memory; name stands for the path (its extension picks the format). */

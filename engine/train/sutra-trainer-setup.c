@@ -127,18 +127,29 @@ setup_method (SutraTrainer *t, SutraError *err)
   if (t->cfg.method == SUTRA_METHOD_QLORA) {
     SutraQuantParams qp = { t->cfg.quant, SUTRA_QMETHOD_RTN, 64, t->cfg.quant == SUTRA_QUANT_NF4 };
     size_t before = sutra_model_weight_bytes (m);
+    int kept = 0;
     for (size_t i = 0; i < m->n_linears; i++) {
       SutraLinear *l = m->linears[i];
       if (l == m->tied_linear || !strcmp (l->name, "lm_head") || !strcmp (l->name, "head"))
         continue;                     /* the output head stays in full precision */
-      if ((st = sutra_linear_quantize (l, &qp, err)))
+      st = sutra_linear_quantize (l, &qp, err);
+      if (st == SUTRA_ERR_UNSUPPORTED) {
+        /* a row the block layout cannot hold (Mamba's dt_proj: in = time_step_rank, e.g. 48):
+         * that small layer keeps its f32 base */
+        sutra_log (SUTRA_LOG_INFO, "%s", err ? err->message : l->name);
+        kept++;
+        st = SUTRA_OK;
+        continue;
+      }
+      if (st)
         return st;
       if (atomic_load (&t->stop_req))
         return sutra_error_set (err, SUTRA_ERR_CANCELLED, "cancelled while quantizing");
     }
-    sutra_trainer_log (t, "QLoRA base: %s, weights %.1f MiB -> %.1f MiB",
+    sutra_trainer_log (t, "QLoRA base: %s, weights %.1f MiB -> %.1f MiB%s",
                        sutra_quant_type_name (t->cfg.quant), (double) before / 1048576.0,
-                       (double) sutra_model_weight_bytes (m) / 1048576.0);
+                       (double) sutra_model_weight_bytes (m) / 1048576.0,
+                       kept ? " (layers the block layout cannot hold stay f32)" : "");
   }
   lora_config_from_settings (t);
   const char *adapter = t->resume_from ? t->resume_from : t->cfg.init_adapter;
@@ -214,7 +225,8 @@ load_data (SutraTrainer *t, SutraError *err)
   if (st)
     return st;
   const SutraBadRow *bad;
-  size_t nbad = sutra_dataset_bad_rows (t->all_ds, &bad);
+  sutra_dataset_bad_rows (t->all_ds, &bad);
+  size_t nbad = sutra_dataset_bad_row_total (t->all_ds);
   for (size_t i = 0; i < nbad && i < 20; i++)
     sutra_trainer_log (t, "skipped %s", bad[i].message);
   if (nbad > 20)
