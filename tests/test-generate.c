@@ -122,10 +122,10 @@ log_logits (void *user, const float *logits, int pos)
 }
 
 static void
-test_decode_logits_match_forward (void)
+test_decode_logits_match_forward (gconstpointer data)
 {
   Ref f;
-  if (!ref_open (&f, "llama-tiny"))
+  if (!ref_open (&f, data))
     return;
   int P, G = 30;
   int *prompt = ref_ids (f.refs, "greedy_prompt", &P);
@@ -269,6 +269,53 @@ test_reuse_and_stops (void)
   test_assert_ok (sutra_generator_new (f.model, NULL, 1 << 20, &big, &err), &err);
   g_assert_cmpint (sutra_generator_context (big), ==, f.model->cfg.max_position_embeddings);
   sutra_generator_free (big);
+  sutra_generator_free (g);
+  sutra_generator_free (fresh);
+  g_free (prompt2);
+  g_free (prompt);
+  g_free (want);
+  ref_close (&f);
+}
+
+/* recurrent states: a prompt extending the history reuses it; one that diverges restarts (a
+ * recurrent state cannot rewind), and both give a fresh generator's tokens */
+static void
+test_reuse_recurrent (gconstpointer data)
+{
+  Ref f;
+  if (!ref_open (&f, data))
+    return;
+  int P, G;
+  int *prompt = ref_ids (f.refs, "greedy_prompt", &P);
+  int *want = ref_ids (f.refs, "greedy_20", &G);
+  g_assert_null (f.model->vt->state_truncate);
+  SutraError err;
+  SutraGenerator *g, *fresh;
+  test_assert_ok (sutra_generator_new (f.model, NULL, 128, &g, &err), &err);
+  test_assert_ok (sutra_generator_new (f.model, NULL, 128, &fresh, &err), &err);
+  SutraGenParams p = greedy_params (5);
+  SutraGenResult r;
+  test_assert_ok (sutra_generator_run (g, prompt, P, &p, NULL, NULL, &r, &err), &err);
+  int P2 = P + 7;
+  int *prompt2 = g_new (int, P2);
+  memcpy (prompt2, prompt, sizeof (int) * (size_t) P);
+  memcpy (prompt2 + P, want, sizeof (int) * 7);
+  int expect[2] = { P + 4, 0 };
+  for (int k = 0; k < 2; k++) {
+    if (k == 1)
+      prompt2[2] ^= 1;
+    test_assert_ok (sutra_generator_run (g, prompt2, P2, &p, NULL, NULL, &r, &err), &err);
+    g_assert_cmpint (r.n_reused, ==, expect[k]);
+    int n1, n2;
+    int *a = g_memdup2 (sutra_generator_tokens (g, &n1), sizeof (int) * 5);
+    sutra_generator_reset (fresh);
+    test_assert_ok (sutra_generator_run (fresh, prompt2, P2, &p, NULL, NULL, &r, &err), &err);
+    const int *b = sutra_generator_tokens (fresh, &n2);
+    g_assert_cmpmem (a, sizeof (int) * (size_t) n1, b, sizeof (int) * (size_t) n2);
+    if (k == 0)
+      g_assert_cmpmem (a, sizeof (int) * 5, want + 7, sizeof (int) * 5);   /* greedy_20 continues */
+    g_free (a);
+  }
   sutra_generator_free (g);
   sutra_generator_free (fresh);
   g_free (prompt2);
@@ -615,8 +662,15 @@ main (int argc, char **argv)
   g_test_add_data_func ("/engine/generate/greedy-20/llama-tiny", "llama-tiny", test_greedy_refs);
   g_test_add_data_func ("/engine/generate/greedy-20/rwkv4-tiny", "rwkv4-tiny", test_greedy_refs);
   g_test_add_data_func ("/engine/generate/greedy-20/mamba-tiny", "mamba-tiny", test_greedy_refs);
-  g_test_add_func ("/engine/generate/decode-logits-match-forward", test_decode_logits_match_forward);
+  g_test_add_data_func ("/engine/generate/decode-logits-match-forward/llama-tiny", "llama-tiny",
+                        test_decode_logits_match_forward);
+  g_test_add_data_func ("/engine/generate/decode-logits-match-forward/rwkv4-tiny", "rwkv4-tiny",
+                        test_decode_logits_match_forward);
+  g_test_add_data_func ("/engine/generate/decode-logits-match-forward/mamba-tiny", "mamba-tiny",
+                        test_decode_logits_match_forward);
   g_test_add_func ("/engine/generate/reuse-and-stops", test_reuse_and_stops);
+  g_test_add_data_func ("/engine/generate/reuse-recurrent/rwkv4-tiny", "rwkv4-tiny", test_reuse_recurrent);
+  g_test_add_data_func ("/engine/generate/reuse-recurrent/mamba-tiny", "mamba-tiny", test_reuse_recurrent);
   g_test_add_func ("/engine/generate/generation-config", test_gen_config);
   g_test_add_func ("/engine/generate/cancel-from-thread", test_cancel_from_thread);
   g_test_add_func ("/engine/generate/stop-matcher", test_stop_matcher);
