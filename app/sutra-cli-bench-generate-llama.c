@@ -9,8 +9,8 @@
  * here on the same threads, and the bound bandwidth / bytes. Llama shapes come from
  * sutra_bench_llama_shape (smollm2-135m default); --model DIR benchmarks a model folder
  * instead (the same weights llama-bench runs after a GGUF export). --quant nf4|int4|int8 packs
- * every projection of the decoder layers with the quant module (round to nearest; INT4 groups
- * of 64); the output head / tied embedding stays f32, as QLoRA keeps it. */
+ * every projection and the output head with the quant module (round to nearest; INT4 groups of
+ * 64), as llama.cpp's quantized files hold the head quantized too. */
 #include "sutra-cli-bench.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
@@ -45,7 +45,7 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
     return sutra_cli_fail (&err);
   for (size_t i = 0; qp.type != SUTRA_QUANT_NONE && i < m->n_linears; i++) {
     SutraLinear *l = m->linears[i];
-    if (strcmp (l->name, "lm_head") != 0 && sutra_linear_quantize (l, &qp, &err)) {
+    if (sutra_linear_quantize (l, &qp, &err)) {
       sutra_model_free (m);
       return sutra_cli_fail (&err);
     }
@@ -90,11 +90,16 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
     rc = sutra_cli_fail (&err);
   } else {
     double dec_tps = (G - 1) / decode, pre_tps = P / prefill;
-    /* bytes of weights one decode step reads: every projection and norm, and the head; an untied
-     * embedding table is read one row per token, so it does not count */
-    double wbytes = (double) sutra_model_weight_bytes (m);
-    if (!m->tied_linear)
-      wbytes -= 4.0 * cfg.vocab_size * cfg.hidden_size;
+    /* bytes of weights one decode step reads: every projection (as stored: f32 or packed), the
+     * head (a tied head is the embedding table, or its packed copy) and the norms; the embedding
+     * table itself is read one row per token, so it does not count */
+    double wbytes = 0;
+    for (size_t i = 0; i < m->n_linears; i++)
+      wbytes += (double) sutra_linear_weight_bytes (m->linears[i]) +
+                (m->linears[i]->bias ? 4.0 * m->linears[i]->out : 0);
+    for (size_t i = 0; i < m->n_params; i++)
+      if (!strstr (m->params[i]->name, "embed"))
+        wbytes += 4.0 * (double) m->params[i]->shape[0] * (m->params[i]->ndim > 1 ? m->params[i]->shape[1] : 1);
     double bw = sutra_bench_read_bandwidth_gbs (1.0);
     double params = (double) sutra_model_param_count (m);
     json_object_object_add (out, "shape", json_object_new_string (shape));
