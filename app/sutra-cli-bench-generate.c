@@ -7,10 +7,9 @@
  * and each state's memory: for the recurrent shapes (rwkv4-169m, mamba-130m) time and memory
  * stay flat.
  *
- * The measurement (measure_contexts) only uses the vtable (each state is made with max_ctx =
- * its context + K), so a KV-cache model runs through it unchanged once a branch in
- * bench_generate caps the contexts at max_position_embeddings and reports its cache growth;
- * that branch is not written yet, and Llama shapes are refused. */
+ * Llama shapes (smollm2-135m, tiny) and --model DIR go to sutra_bench_generate_llama
+ * (app/sutra-cli-bench-generate-llama.c): prefill tokens/s over a --seq prompt (256) and decode
+ * tokens/s over --steps new tokens (128), with the memory-bandwidth bound. */
 #include "sutra-cli-bench.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
@@ -113,12 +112,15 @@ bench_generate (const SutraBenchOptions *o, json_object *out)
 {
   const char *shape = o->shape ? o->shape : "rwkv4-169m";
   SutraModelConfig cfg;
+  /* Llama shapes and model folders: prefill / decode tokens/s of the KV-cache step
+   * (app/sutra-cli-bench-generate-llama.c) */
+  if (sutra_cli_opt (o->args, "model"))
+    return sutra_bench_generate_llama (o, out);
   if (!sutra_bench_model_shape (shape, &cfg))
-    return sutra_cli_usage_error ("bench", "generate: unknown shape '%s' (rwkv4-169m, mamba-130m)",
-                                  shape);
-  if (cfg.arch == SUTRA_ARCH_LLAMA)   /* the KV-cache branch: see the top of this file */
-    return sutra_cli_usage_error ("bench", "generate: Llama shapes are not wired yet (rwkv4-169m, "
-                                  "mamba-130m)");
+    return sutra_cli_usage_error ("bench", "generate: unknown shape '%s' (rwkv4-169m, mamba-130m, "
+                                  "smollm2-135m, tiny)", shape);
+  if (cfg.arch == SUTRA_ARCH_LLAMA)
+    return sutra_bench_generate_llama (o, out);
   int max_ctx = o->seq > 0 ? o->seq : 16384;
   int steps = o->steps > 0 ? o->steps : 16;
   int contexts[8], npts = 0;

@@ -44,6 +44,9 @@ double sutra_bench_read_bandwidth_gbs (double seconds);
 int    sutra_bench_qmatmul (const SutraBenchOptions *o, json_object *out);
 /* A SmolLM2-135M / tiny shaped Llama config by name; false if unknown. */
 bool   sutra_bench_llama_shape (const char *name, void *cfg /* SutraModelConfig* */);
+/* `sutra bench generate` for Llama shapes or --model DIR (app/sutra-cli-bench-generate-llama.c):
+ * prefill tokens/s over --seq (256), decode tokens/s over --steps (128), bandwidth bound. */
+int    sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out);
 /* RWKV-4-169M ("rwkv4-169m") / Mamba-130M ("mamba-130m") shaped configs (the Hub configs of
  * RWKV/rwkv-4-169m-pile and state-spaces/mamba-130m-hf); false if unknown. */
 bool   sutra_bench_recurrent_shape (const char *name, void *cfg /* SutraModelConfig* */);

@@ -667,6 +667,32 @@ test_cross_entropy (void)
   g_free (inplace);
 }
 
+/* the decode matrix-vector kernel against its naive twin: row counts around the 4-row blocks
+ * and the split across threads, columns around the 16-wide steps, accumulate or overwrite */
+static void
+test_sgemv (void)
+{
+  const int Ms[] = { 1, 3, 4, 5, 67, 130 }, Ks[] = { 1, 15, 16, 17, 64, 173 };
+  for (size_t a = 0; a < G_N_ELEMENTS (Ms); a++)
+    for (size_t b = 0; b < G_N_ELEMENTS (Ks); b++)
+      for (int acc = 0; acc < 2; acc++)
+        for (int threads = 1; threads <= 2; threads++) {
+          int M = Ms[a], K = Ks[b];
+          float *A = g_new (float, (size_t) M * K), *x = g_new (float, K);
+          float *y = g_new (float, M), *yn = g_new (float, M);
+          test_fill_uniform (A, (size_t) M * K, -1.f, 1.f, (guint32) (M * 131 + K));
+          test_fill_uniform (x, (size_t) K, -1.f, 1.f, (guint32) K);
+          test_fill_uniform (y, (size_t) M, -1.f, 1.f, 5);
+          memcpy (yn, y, sizeof (float) * (size_t) M);
+          sutra_set_threads (threads);
+          sutra_sgemv (y, A, x, M, K, acc);
+          sutra_sgemv_naive (yn, A, x, M, K, acc);
+          g_assert_cmpfloat (test_rel_max_err (y, yn, (size_t) M), <=, FAST_VS_NAIVE_TOL);
+          g_free (A); g_free (x); g_free (y); g_free (yn);
+        }
+  sutra_set_threads (0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -683,5 +709,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/ops/embedding", test_embedding);
   g_test_add_func ("/engine/ops/attention", test_attention);
   g_test_add_func ("/engine/ops/cross-entropy", test_cross_entropy);
+  g_test_add_func ("/engine/ops/sgemv", test_sgemv);
   return g_test_run ();
 }

@@ -27,8 +27,10 @@ void sutra_sgemm       (bool trans_a, bool trans_b, int M, int N, int K, float a
 void sutra_sgemm_naive (bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta,
                         float *C, int ldc);
-/* y[M] = A[M,K] x[K] (+ y when accumulate): matrix-vector for decode. */
+/* y[M] = A[M,K] x[K] (+ y when accumulate): matrix-vector for decode (AVX2/FMA kernel when the
+ * CPU has it, else OpenBLAS), rows split across the pool. */
 void sutra_sgemv       (float *y, const float *A, const float *x, int M, int K, bool accumulate);
+void sutra_sgemv_naive (float *y, const float *A, const float *x, int M, int K, bool accumulate);
 
 /* out[M,N] = op(a) @ op(b) (overwrites out). Backward adds into da/db (either may be NULL). */
 void sutra_matmul_forward  (float *out, const float *a, const float *b, bool trans_a, bool trans_b,

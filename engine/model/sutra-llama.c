@@ -566,6 +566,15 @@ llama_state_free (SutraGenState *s)
 }
 
 static void llama_state_reset (SutraGenState *s) { s->pos = 0; }
+/* positions >= n of the cache are simply overwritten by the next step */
+static bool
+llama_state_truncate (SutraGenState *s, int n)
+{
+  if (n < 0 || n > s->pos)
+    return false;
+  s->pos = n;
+  return true;
+}
 static int llama_state_pos (const SutraGenState *s) { return s->pos; }
 static size_t
 llama_state_bytes (const SutraGenState *s)
@@ -711,6 +720,7 @@ const SutraModelVTable sutra_llama_vtable = {
   .state_reset = llama_state_reset,
   .state_bytes = llama_state_bytes,
   .state_pos = llama_state_pos,
+  .state_truncate = llama_state_truncate,
   .step = llama_step,
   .activation_bytes = llama_activation_bytes,
 };

@@ -101,6 +101,10 @@ typedef struct {
   void        (*state_reset)(SutraGenState *st);
   size_t      (*state_bytes)(const SutraGenState *st);
   int         (*state_pos) (const SutraGenState *st);        /* tokens consumed so far */
+  /* Optional (NULL: unsupported): keeps only the first n <= pos tokens, so a new prompt that
+   * shares a prefix with what the state holds recomputes only the rest (a KV cache can; a
+   * recurrent state cannot, and leaves this NULL). Returns false when it cannot. */
+  bool        (*state_truncate) (SutraGenState *st, int n);
   /* Feeds n tokens; logits [n, V] for every fed position when all_logits, else [V] for the
    * last one only. */
   SutraStatus (*step)      (SutraModel *m, SutraGenState *st, const int *ids, int n,
