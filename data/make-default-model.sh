@@ -21,7 +21,12 @@ command -v bible >/dev/null || { echo "needs Debian's bible-kjv (packaging/insta
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-512}
 threads=${SUTRA_THREADS:-2}
 name=sutra-kjv-mini
-rm -rf "$work"
+# REUSE_PRETRAIN=1 keeps an earlier run's pre-trained model (stage 3) and redoes the rest.
+if [[ -z "${REUSE_PRETRAIN:-}" ]]; then
+  rm -rf "$work"
+else
+  rm -rf "$work/instruct" "$work/export"
+fi
 mkdir -p "$work/base"
 t0=$(date +%s)
 
@@ -91,14 +96,18 @@ cat > "$work/pretrain.json" <<JSON
   "keep_checkpoints": 2, "threads": $threads, "init_std": 0.02, "log_every": 20
 }
 JSON
-"$sutra" train "$work/pretrain.json" --quiet
+if [[ -n "${REUSE_PRETRAIN:-}" && -f "$work/pretrain/model/model.safetensors" ]]; then
+  echo "(reusing $work/pretrain/model)"
+else
+  "$sutra" train "$work/pretrain.json" --quiet
+fi
 
 echo "== instruction tuning (full)"
 cat > "$work/instruct.json" <<JSON
 {
   "model": "$work/pretrain/model", "data": "instruct.jsonl", "output_dir": "$work/instruct",
-  "method": "full", "optimizer": "adamw", "lr": 0.0005, "weight_decay": 0.0,
-  "schedule": "cosine", "warmup_steps": 20, "epochs": 1, "micro_batch_size": 16,
+  "method": "full", "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.0,
+  "schedule": "cosine", "warmup_steps": 20, "epochs": ${INSTRUCT_EPOCHS:-3}, "micro_batch_size": 16,
   "seq_len": 256, "packing": true, "max_grad_norm": 1.0, "shuffle": true, "seed": 1611,
   "save_every": 0, "threads": $threads, "log_every": 20
 }
@@ -116,6 +125,5 @@ rm -rf "data/models/$name"
 mv "data/models/$name.new" "data/models/$name"
 
 echo "== held-out perplexity"
-printf '{"text": %s}\n' "$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$work/heldout.txt")" > "$work/heldout.jsonl"
 "$sutra" eval "data/models/$name" --data "$work/heldout.txt" | tee "$work/heldout-eval.json"
 echo "done in $(( $(date +%s) - t0 )) s"

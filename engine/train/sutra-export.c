@@ -1,6 +1,7 @@
 /* sutra-export.c: PEFT adapter and merged-model exports of a run, an adapter or a model. */
 #include "sutra-export.h"
 #include "sutra-fsutil.h"
+#include "sutra-gguf-export.h"
 #include "sutra-lora.h"
 #include "sutra-trainer.h"
 
@@ -127,8 +128,6 @@ sutra_export (const char *source, const char *model_dir, const char *out, const 
   SutraExportOptions defaults = { .kind = SUTRA_EXPORT_PEFT, .dtype = SUTRA_F32 };
   if (!o)
     o = &defaults;
-  if (o->kind == SUTRA_EXPORT_GGUF)
-    return sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "GGUF export is done by sutra_gguf_export");
   /* an export inside the model or source folder must stay there (no symlink out of it) */
   SutraStatus cst = sutra_path_check_write (model_dir, out, err);
   if (!cst)
@@ -146,7 +145,11 @@ sutra_export (const char *source, const char *model_dir, const char *out, const 
     goto out;
   if (!report (o, 0.3, o->kind == SUTRA_EXPORT_PEFT ? "writing adapter" : "merging"))
     st = sutra_error_set (err, SUTRA_ERR_CANCELLED, "export cancelled");
-  else if (o->kind == SUTRA_EXPORT_PEFT) {
+  else if (o->kind == SUTRA_EXPORT_GGUF) {
+    /* an attached adapter is merged while the file is written; the model is not modified */
+    st = sutra_gguf_export_model (m, model_dir ? model_dir : weights_dir, out,
+                                  o->gguf_type ? o->gguf_type : "f16", o->progress, o->user_data, err);
+  } else if (o->kind == SUTRA_EXPORT_PEFT) {
     st = sutra_lora_save (m, &lcfg, model_dir, out, err);
   } else {
     st = sutra_lora_merge (m, err);
