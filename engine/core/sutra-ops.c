@@ -167,6 +167,13 @@ gemv_range (void *ctx, int64_t begin, int64_t end, int ti)
 }
 
 void
+sutra_sgemv_rows (float *y, const float *A, const float *x, int r0, int r1, int K, bool accumulate)
+{
+  GemvJob job = { y, A, x, K, accumulate, sutra_cpu_has_avx2_fma () };
+  gemv_range (&job, r0, r1, 0);
+}
+
+void
 sutra_sgemv (float *y, const float *A, const float *x, int M, int K, bool accumulate)
 {
   GemvJob job = { y, A, x, K, accumulate, sutra_cpu_has_avx2_fma () };

@@ -30,6 +30,9 @@ void sutra_sgemm_naive (bool trans_a, bool trans_b, int M, int N, int K, float a
 /* y[M] = A[M,K] x[K] (+ y when accumulate): matrix-vector for decode (AVX2/FMA kernel when the
  * CPU has it, else OpenBLAS), rows split across the pool. */
 void sutra_sgemv       (float *y, const float *A, const float *x, int M, int K, bool accumulate);
+/* Rows [r0, r1) of sutra_sgemv on the calling thread (callers that split work themselves). */
+void sutra_sgemv_rows  (float *y, const float *A, const float *x, int r0, int r1, int K,
+                        bool accumulate);
 void sutra_sgemv_naive (float *y, const float *A, const float *x, int M, int K, bool accumulate);
 
 /* out[M,N] = op(a) @ op(b) (overwrites out). Backward adds into da/db (either may be NULL). */

@@ -74,10 +74,7 @@ load_row (const Src *s, int r, float *dst)
       dst[c] = l->bias[src_row (s, c)];
     return;
   }
-  if (l->w)
-    memcpy (dst, l->w + (size_t) sr * l->in, sizeof (float) * (size_t) l->in);
-  else
-    sutra_qweight_dequant_rows (l->qw, sr, 1, dst);
+  sutra_linear_base_rows (l, sr, 1, dst);      /* f32, half or packed */
   const SutraLora *a = l->lora;
   if (a && a->enabled) {
     /* merged weight row: W[sr] + scale * B[sr, :] A   (PEFT merge_and_unload) */
@@ -638,9 +635,10 @@ sutra_gguf_import_weights (SutraModel *m, const char *path, SutraError *err)
     if (s->param) {
       float *old = s->param->data;
       st = own_floats (&s->param->data, &s->param->owned, n, s->name, err);
-      /* a tied head shares the embedding table: keep it pointing at the same data */
-      if (!st && m->tied_linear && m->tied_linear->w == old)
-        m->tied_linear->w = s->param->data;
+      /* a tied head shares the embedding table: keep it pointing at the same data (dropping
+       * a half copy of the table it may have read from the checkpoint) */
+      if (!st && m->tied_linear && (m->tied_linear->w == old || m->tied_param == s->param))
+        sutra_linear_set_f32_base (m->tied_linear, s->param->data, false);
       dst = s->param->data;
     } else if (s->bias) {
       st = own_floats (&l->bias, &l->bias_owned, (size_t) l->out, s->name, err);
@@ -649,7 +647,7 @@ sutra_gguf_import_weights (SutraModel *m, const char *path, SutraError *err)
       st = sutra_error_set (err, SUTRA_ERR_UNSUPPORTED, "%s: quantized in memory; import into an "
                             "f32 model", l->name);
     } else {
-      st = own_floats (&l->w, &l->w_owned, n, s->name, err);
+      st = sutra_linear_own_f32 (l, err);    /* f32 or half base: an owned f32 copy */
       dst = l->w;
     }
     if (!st) {

@@ -9,7 +9,9 @@
  *   dA += du^T dropout(x)       [r, in]
  *   dx += g W + (du A) * mask / (1 - p) */
 #include "sutra-linear.h"
+#include "sutra-halfmat.h"
 #include "sutra-ops.h"
+#include "sutra-pool.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +24,8 @@ sutra_linear_clear (SutraLinear *l)
     return;
   if (l->w_owned)
     sutra_aligned_free (l->w);
+  if (l->w16_owned)
+    sutra_aligned_free ((void *) l->w16);
   if (l->bias_owned)
     sutra_aligned_free (l->bias);
   sutra_qweight_free (l->qw);
@@ -48,23 +52,24 @@ rng_next (uint64_t *s)
 static void
 base_forward (SutraLinear *l, float *out, const float *x, int N)
 {
-  if (l->qw) {
+  if (l->qw || l->w16) {
     if (l->bias)
       for (int n = 0; n < N; n++)
         memcpy (out + (size_t) n * l->out, l->bias, sizeof (float) * (size_t) l->out);
-    sutra_qweight_matmul (l->qw, x, out, N, l->bias != NULL);
+    if (l->qw)
+      sutra_qweight_matmul (l->qw, x, out, N, l->bias != NULL);
+    else
+      sutra_half_matmul (l->w16, l->w16_type, x, out, N, l->out, l->in, l->bias != NULL);
   } else {
     sutra_dense_forward (out, x, l->w, l->bias, N, l->in, l->out);
   }
 }
 
-void
-sutra_linear_forward (SutraLinear *l, float *out, const float *x, int N, SutraLinearSaved *saved,
-                      uint64_t *rng)
+/* out += scale * dropout(x) A^T B^T (when an enabled adapter is attached) */
+static void
+lora_forward (SutraLinear *l, float *out, const float *x, int N, SutraLinearSaved *saved,
+              uint64_t *rng)
 {
-  if (l->observer)
-    l->observer (l->observer_data, l, x, N);
-  base_forward (l, out, x, N);
   SutraLora *a = l->lora;
   if (!a || !a->enabled)
     return;
@@ -99,6 +104,88 @@ sutra_linear_forward (SutraLinear *l, float *out, const float *x, int N, SutraLi
 }
 
 void
+sutra_linear_forward (SutraLinear *l, float *out, const float *x, int N, SutraLinearSaved *saved,
+                      uint64_t *rng)
+{
+  if (l->observer)
+    l->observer (l->observer_data, l, x, N);
+  base_forward (l, out, x, N);
+  lora_forward (l, out, x, N, saved, rng);
+}
+
+/* ---- several linears on one input, one token: one parallel_for over all their rows ---- */
+
+#define MANY_MAX 8
+
+typedef struct {
+  SutraLinear *const *ls;
+  float *const *outs;
+  const float *xin[MANY_MAX];    /* what each base kernel reads: x, or its prepared quant input */
+  int64_t start[MANY_MAX + 1];   /* first row of linear i in the joint row space */
+  int count;
+} ManyJob;
+
+static void
+many_range (void *ctx, int64_t b, int64_t e, int ti)
+{
+  const ManyJob *j = ctx;
+  (void) ti;
+  for (int i = 0; i < j->count; i++) {
+    int64_t lo = b > j->start[i] ? b : j->start[i], hi = e < j->start[i + 1] ? e : j->start[i + 1];
+    if (lo >= hi)
+      continue;
+    SutraLinear *l = j->ls[i];
+    int r0 = (int) (lo - j->start[i]), r1 = (int) (hi - j->start[i]);
+    bool acc = l->bias != NULL;          /* the bias was copied into the output first */
+    if (l->qw)
+      sutra_qweight_matvec_rows (l->qw, j->xin[i], j->outs[i], r0, r1, acc);
+    else if (l->w16)
+      sutra_half_matvec_rows (l->w16, l->w16_type, j->xin[i], j->outs[i], r0, r1, l->in, acc);
+    else
+      sutra_sgemv_rows (j->outs[i], l->w, j->xin[i], r0, r1, l->in, acc);
+  }
+}
+
+void
+sutra_linear_forward_many (SutraLinear *const *ls, float *const *outs, int count, const float *x,
+                           int N)
+{
+  if (N != 1 || count > MANY_MAX || count < 2) {
+    for (int i = 0; i < count; i++)
+      sutra_linear_forward (ls[i], outs[i], x, N, NULL, NULL);
+    return;
+  }
+  ManyJob j = { .ls = ls, .outs = outs, .count = count };
+  size_t xfloats = 0;
+  for (int i = 0; i < count; i++) {
+    SUTRA_ASSERT (ls[i]->in == ls[0]->in);
+    if (ls[i]->qw)
+      xfloats += sutra_qweight_matvec_xsize (ls[i]->qw) + 16;
+  }
+  float *xbuf = xfloats ? sutra_thread_scratch (5, xfloats) : NULL;
+  j.start[0] = 0;
+  for (int i = 0; i < count; i++) {
+    SutraLinear *l = ls[i];
+    if (l->observer)
+      l->observer (l->observer_data, l, x, N);
+    if (l->bias)
+      memcpy (outs[i], l->bias, sizeof (float) * (size_t) l->out);
+    if (l->qw) {
+      sutra_qweight_matvec_prepare (l->qw, x, xbuf);
+      j.xin[i] = xbuf;
+      xbuf += sutra_qweight_matvec_xsize (l->qw) + 16;
+    } else {
+      j.xin[i] = x;
+    }
+    j.start[i + 1] = j.start[i] + l->out;
+  }
+  /* at least ~32k weights per thread, or the hand-off costs more than it saves */
+  sutra_parallel_for (j.start[count], 4 + 32768 / ls[0]->in, many_range, &j);
+  for (int i = 0; i < count; i++)
+    lora_forward (ls[i], outs[i], x, N, NULL, NULL);
+}
+
+void
 sutra_linear_backward (SutraLinear *l, float *dx, const float *dout, const float *x, int N,
                        const SutraLinearSaved *saved, float *scratch)
 {
@@ -111,6 +198,8 @@ sutra_linear_backward (SutraLinear *l, float *dx, const float *dout, const float
   if (dx) {
     if (l->qw)
       sutra_qweight_matmul_t (l->qw, dout, dx, N);
+    else if (l->w16)
+      sutra_half_matmul_t (l->w16, l->w16_type, dout, dx, N, l->out, l->in);
     else
       sutra_sgemm (false, false, N, l->in, l->out, 1.f, dout, l->out, l->w, l->in, 1.f, dx, l->in);
   }
@@ -180,13 +269,33 @@ sutra_linear_detach_lora (SutraLinear *l)
   }
 }
 
+/* drops a half base (freeing it when owned) */
+static void
+drop_w16 (SutraLinear *l)
+{
+  if (l->w16_owned)
+    sutra_aligned_free ((void *) l->w16);
+  l->w16 = NULL;
+  l->w16_owned = false;
+}
+
 SutraStatus
 sutra_linear_quantize (SutraLinear *l, const SutraQuantParams *p, SutraError *err)
 {
   if (l->qw)
     return SUTRA_OK;
+  const float *w = l->w;
+  float *tmp = NULL;
+  if (l->w16) {                  /* the quantizers read f32 rows */
+    tmp = sutra_try_alloc (sizeof (float) * (size_t) l->out * l->in, l->name, err);
+    if (!tmp)
+      return SUTRA_ERR_NOMEM;
+    sutra_half_to_f32_rows (l->w16, l->w16_type, l->in, 0, l->out, tmp);
+    w = tmp;
+  }
   SutraQWeight *q;
-  SutraStatus st = sutra_qweight_quantize (l->w, l->out, l->in, p, &q, err);
+  SutraStatus st = sutra_qweight_quantize (w, l->out, l->in, p, &q, err);
+  sutra_aligned_free (tmp);
   if (st) {
     sutra_error_prefix (err, "%s", l->name);
     return st;
@@ -195,8 +304,62 @@ sutra_linear_quantize (SutraLinear *l, const SutraQuantParams *p, SutraError *er
     sutra_aligned_free (l->w);
   l->w = NULL;
   l->w_owned = false;
+  drop_w16 (l);
   l->qw = q;
   return SUTRA_OK;
+}
+
+SutraStatus
+sutra_linear_to_half (SutraLinear *l, SutraDType t, SutraError *err)
+{
+  if (t != SUTRA_F16 && t != SUTRA_BF16)
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "%s: a half base is F16 or BF16", l->name);
+  if (l->qw)
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "%s: a packed base cannot become %s", l->name,
+                            sutra_dtype_name (t));
+  if (l->w16 && l->w16_type == t)
+    return SUTRA_OK;
+  size_t n = (size_t) l->out * l->in;
+  uint16_t *h = sutra_try_alloc (n * sizeof (uint16_t), l->name, err);
+  if (!h)
+    return SUTRA_ERR_NOMEM;
+  const float *w = l->w;
+  float *tmp = NULL;
+  if (l->w16) {
+    tmp = sutra_try_alloc (n * sizeof (float), l->name, err);
+    if (!tmp) {
+      sutra_aligned_free (h);
+      return SUTRA_ERR_NOMEM;
+    }
+    sutra_half_to_f32_rows (l->w16, l->w16_type, l->in, 0, l->out, tmp);
+    w = tmp;
+  }
+  if (t == SUTRA_F16)
+    sutra_f32_to_f16_n (h, w, n);
+  else
+    sutra_f32_to_bf16_n (h, w, n);
+  sutra_aligned_free (tmp);
+  if (l->w_owned)
+    sutra_aligned_free (l->w);
+  l->w = NULL;
+  l->w_owned = false;
+  drop_w16 (l);
+  l->w16 = h;
+  l->w16_type = t;
+  l->w16_owned = true;
+  return SUTRA_OK;
+}
+
+void
+sutra_linear_base_rows (const SutraLinear *l, int row0, int nrows, float *dst)
+{
+  SUTRA_ASSERT (row0 >= 0 && nrows >= 0 && row0 + nrows <= l->out);
+  if (l->qw)
+    sutra_qweight_dequant_rows (l->qw, row0, nrows, dst);
+  else if (l->w16)
+    sutra_half_to_f32_rows (l->w16, l->w16_type, l->in, row0, nrows, dst);
+  else
+    memcpy (dst, l->w + (size_t) row0 * l->in, sizeof (float) * (size_t) nrows * l->in);
 }
 
 static SutraStatus
@@ -208,16 +371,31 @@ own_base (SutraLinear *l, SutraError *err)
   float *w = sutra_try_alloc (n * sizeof (float), l->name, err);
   if (!w)
     return SUTRA_ERR_NOMEM;
-  if (l->qw) {
-    sutra_qweight_dequant_rows (l->qw, 0, l->out, w);
-    sutra_qweight_free (l->qw);
-    l->qw = NULL;
-  } else {
-    memcpy (w, l->w, n * sizeof (float));
-  }
+  sutra_linear_base_rows (l, 0, l->out, w);
+  sutra_qweight_free (l->qw);
+  l->qw = NULL;
+  drop_w16 (l);
   l->w = w;
   l->w_owned = true;
   return SUTRA_OK;
+}
+
+SutraStatus
+sutra_linear_own_f32 (SutraLinear *l, SutraError *err)
+{
+  return own_base (l, err);
+}
+
+void
+sutra_linear_set_f32_base (SutraLinear *l, float *w, bool owned)
+{
+  if (l->w_owned && l->w != w)
+    sutra_aligned_free (l->w);
+  sutra_qweight_free (l->qw);
+  l->qw = NULL;
+  drop_w16 (l);
+  l->w = w;
+  l->w_owned = owned;
 }
 
 SutraStatus
@@ -268,5 +446,7 @@ sutra_linear_weight_bytes (const SutraLinear *l)
 {
   if (l->qw)
     return sutra_qweight_bytes (l->qw);
+  if (l->w16)
+    return sizeof (uint16_t) * (size_t) l->in * l->out;
   return sizeof (float) * (size_t) l->in * l->out;
 }

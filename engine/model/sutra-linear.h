@@ -1,14 +1,17 @@
 /* sutra-linear.h: the linear layer, where LoRA and quantization meet.
  *
  * out = x W^T + b  +  scale * dropout(x) A^T B^T          (LoRA, Hu et al. 2021; PEFT layout)
- * The frozen base W [out, in] is f32 (borrowed from the mmapped checkpoint or owned) or a packed
- * SutraQWeight (QLoRA: NF4 base dequantized tile by tile, never whole). A [r, in] and B [out, r]
+ * The frozen base W [out, in] is f32 (borrowed from the mmapped checkpoint or owned), f16/bf16
+ * (a half-precision checkpoint kept as stored: half the memory and half the bytes a decode step
+ * reads; sutra-halfmat.h) or a packed SutraQWeight (QLoRA: NF4 base dequantized tile by tile,
+ * never whole). A [r, in] and B [out, r]
  * are f32 and trainable; scale = lora_alpha / r. In full fine-tuning W and b are trainable and
  * dw/db receive gradients. Every architecture builds its projections from this struct, named by
  * their Hugging Face module names, so LoRA targets resolve the way PEFT resolves them. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
+#include "sutra-dtype.h"
 #include "sutra-error.h"
 #include "sutra-quant.h"
 
@@ -29,7 +32,10 @@ typedef void (*SutraLinearObserver) (void *user_data, SutraLinear *l, const floa
 struct SutraLinear {
   char *name;                    /* "model.layers.0.self_attn.q_proj" (HF module name) */
   int in, out;
-  float *w;                      /* [out, in] f32 base, or NULL when qw is set */
+  float *w;                      /* [out, in] f32 base, or NULL when w16 or qw is set */
+  const uint16_t *w16;           /* [out, in] f16/bf16 base (borrowed from the map or owned) */
+  SutraDType w16_type;           /* SUTRA_F16 or SUTRA_BF16 when w16 is set */
+  bool w16_owned;
   SutraQWeight *qw;              /* packed base (owned) */
   float *bias;                   /* [out] or NULL */
   bool w_owned, bias_owned;
@@ -66,11 +72,28 @@ void sutra_linear_backward (SutraLinear *l, float *dx, const float *dout, const 
 SutraStatus sutra_linear_attach_lora (SutraLinear *l, int r, float alpha, float dropout,
                                       SutraError *err);
 void        sutra_linear_detach_lora (SutraLinear *l);
-/* Replaces the f32 base by a packed one (frees an owned f32 base). */
+/* Several linears on the same input x [N, in] (q/k/v, gate/up): outs[i] [N, ls[i]->out].
+ * For one token (N == 1) the base products of all of them run in one parallel_for over their
+ * rows together (one pool hand-off instead of count); the results equal sutra_linear_forward
+ * on each (same kernels, same order, each row on one thread). Inference only (no saved). */
+void sutra_linear_forward_many (SutraLinear *const *ls, float *const *outs, int count,
+                                const float *x, int N);
+
+/* Replaces the f32 or half base by a packed one (frees an owned base). */
 SutraStatus sutra_linear_quantize (SutraLinear *l, const SutraQuantParams *p, SutraError *err);
-/* Makes the base owned, writable f32 (dequantizing if packed) and allocates dw/dbias. */
+/* Replaces an f32 base by an owned f16 or bf16 copy (rounded to nearest even); a half base of
+ * the other type is converted through f32. Packed bases are refused (SUTRA_ERR_INVALID). */
+SutraStatus sutra_linear_to_half (SutraLinear *l, SutraDType t, SutraError *err);
+/* dst [nrows, in] = base rows [row0, row0 + nrows) as f32, whatever the storage (f32, half,
+ * packed). For exports and merges. */
+void        sutra_linear_base_rows (const SutraLinear *l, int row0, int nrows, float *dst);
+/* Makes the base an owned, writable f32 buffer (converting a half or packed base). */
+SutraStatus sutra_linear_own_f32 (SutraLinear *l, SutraError *err);
+/* Replaces the base (freeing an owned one of any kind) by the f32 buffer w [out, in]. */
+void        sutra_linear_set_f32_base (SutraLinear *l, float *w, bool owned);
+/* Makes the base owned, writable f32 (converting a half or packed base) and allocates dw/dbias. */
 SutraStatus sutra_linear_make_trainable (SutraLinear *l, SutraError *err);
 /* W += scale * B A into an owned f32 base (for merged exports); the adapter stays attached. */
 SutraStatus sutra_linear_merge_lora (SutraLinear *l, SutraError *err);
-/* Bytes of base weight storage (f32 or packed). */
+/* Bytes of base weight storage (f32, half or packed). */
 size_t      sutra_linear_weight_bytes (const SutraLinear *l);

@@ -649,9 +649,10 @@ llama_step_chunk (SutraModel *m, SutraGenState *s, const int *ids, int n, float 
   for (int li = 0; li < c->n_layers; li++) {
     Layer *ly = &L->layers[li];
     sutra_rmsnorm_forward (s->h, rstd, s->x, ly->attn_norm->data, c->rms_norm_eps, n, C);
-    sutra_linear_forward (ly->q, s->q, s->h, n, NULL, NULL);
-    sutra_linear_forward (ly->k, s->k, s->h, n, NULL, NULL);
-    sutra_linear_forward (ly->v, s->v, s->h, n, NULL, NULL);
+    /* q/k/v read the same input: one pool hand-off for the three when decoding one token */
+    SutraLinear *qkv[3] = { ly->q, ly->k, ly->v };
+    float *qkv_out[3] = { s->q, s->k, s->v };
+    sutra_linear_forward_many (qkv, qkv_out, 3, s->h, n);
     sutra_rope_forward (s->q, s->cos_t, s->sin_t, n, NH, HS, half);
     sutra_rope_forward (s->k, s->cos_t, s->sin_t, n, NKV, HS, half);
     float *kc = s->kc + ((size_t) li * s->max_ctx + s->pos) * KV;
@@ -663,8 +664,9 @@ llama_step_chunk (SutraModel *m, SutraGenState *s, const int *ids, int n, float 
     sutra_linear_forward (ly->o, s->tmp, s->att, n, NULL, NULL);
     sutra_add_forward (s->x, s->x, s->tmp, (int64_t) n * C);
     sutra_rmsnorm_forward (s->h, rstd, s->x, ly->mlp_norm->data, c->rms_norm_eps, n, C);
-    sutra_linear_forward (ly->gate, s->g, s->h, n, NULL, NULL);
-    sutra_linear_forward (ly->up, s->u, s->h, n, NULL, NULL);
+    SutraLinear *gu[2] = { ly->gate, ly->up };
+    float *gu_out[2] = { s->g, s->u };
+    sutra_linear_forward_many (gu, gu_out, 2, s->h, n);
     if (c->hidden_act == SUTRA_ACT_SILU)
       sutra_swiglu_forward (s->g, s->g, s->u, (int64_t) n * F);
     else {

@@ -2,6 +2,7 @@
  * linears and parameters from the checkpoint, fresh initialisation, trainability, saving. */
 #include "sutra-model.h"
 #include "sutra-fsutil.h"
+#include "sutra-halfmat.h"
 #include "sutra-qfile.h"
 
 #include <math.h>
@@ -210,6 +211,41 @@ load_f32 (SutraModel *m, const char *name, int ndim, const int64_t *shape, float
   return SUTRA_OK;
 }
 
+/* F16/BF16 weights stay half precision in memory (half the RAM, half the bytes a decode step
+ * reads) unless SUTRA_WEIGHTS_F32 is set to something other than "0" (debugging: every base
+ * converted to f32 at load, as before). */
+static bool
+keep_half_weights (void)
+{
+  const char *e = getenv ("SUTRA_WEIGHTS_F32");
+  return !(e && *e && strcmp (e, "0") != 0);
+}
+
+/* Borrows tensor `name` as a half base when the checkpoint holds it as aligned F16/BF16 of
+ * shape [rows, cols] (*done = true); leaves everything else (other dtypes, wrong shapes, which
+ * load_f32 reports) to the f32 path. Non-finite values are refused as load_f32 does. */
+static SutraStatus
+load_half (SutraModel *m, const char *name, int rows, int cols, const uint16_t **w16,
+           SutraDType *type, bool *done, SutraError *err)
+{
+  *done = false;
+  if (!m->weights || !keep_half_weights ())
+    return SUTRA_OK;
+  const SutraTensor *t = sutra_safetensors_find (m->weights, name);
+  if (!t || (t->dtype != SUTRA_F16 && t->dtype != SUTRA_BF16) || !sutra_safetensors_is_aligned (t) ||
+      t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+    return SUTRA_OK;
+  int64_t bad = sutra_half_first_non_finite (t->data, t->dtype, (size_t) rows * cols);
+  if (bad >= 0)
+    return sutra_error_set (err, SUTRA_ERR_NUMERIC, "%s: tensor %s holds NaN or infinite values "
+                            "(first at element %lld): the checkpoint is damaged",
+                            sutra_safetensors_path (m->weights, name), name, (long long) bad);
+  *w16 = t->data;
+  *type = t->dtype;
+  *done = true;
+  return SUTRA_OK;
+}
+
 SutraStatus
 sutra_model_add_linear (SutraModel *m, const char *name, int in, int out, bool has_bias,
                         SutraLinear **out_l, SutraError *err)
@@ -224,7 +260,10 @@ sutra_model_add_linear (SutraModel *m, const char *name, int in, int out, bool h
   } else {
     char *wn = sutra_xasprintf ("%s.weight", name);
     int64_t wshape[2] = { out, in };
-    st = load_f32 (m, wn, 2, wshape, &l->w, &l->w_owned, err);
+    bool half;
+    st = load_half (m, wn, out, in, &l->w16, &l->w16_type, &half, err);
+    if (!st && !half)
+      st = load_f32 (m, wn, 2, wshape, &l->w, &l->w_owned, err);
     free (wn);
   }
   if (!st && has_bias) {
@@ -257,13 +296,24 @@ sutra_model_add_tied_linear (SutraModel *m, const char *name, SutraParam *weight
   l->name = sutra_xstrdup (name);
   l->out = (int) weight->shape[0];
   l->in = (int) weight->shape[1];
-  l->w = weight->data;
-  l->w_owned = false;
+  /* A half-precision table is read by the head as stored (the f32 parameter stays for the
+   * embedding lookups, training and exports; both hold the same values). Anything that
+   * changes the parameter re-points the head at it (sutra_linear_set_f32_base). */
+  bool half;
+  SutraStatus st = load_half (m, weight->name, l->out, l->in, &l->w16, &l->w16_type, &half, err);
+  if (st) {
+    sutra_linear_clear (l);
+    free (l);
+    return st;
+  }
+  if (!half) {
+    l->w = weight->data;
+    l->w_owned = false;
+  }
   m->linears = sutra_xrealloc (m->linears, sizeof (SutraLinear *) * (m->n_linears + 1));
   m->linears[m->n_linears++] = l;
   m->tied_linear = l;
   m->tied_param = weight;
-  (void) err;
   if (out_l)
     *out_l = l;
   return SUTRA_OK;
@@ -369,7 +419,8 @@ sutra_model_make_trainable (SutraModel *m, SutraError *err)
   for (size_t i = 0; i < m->n_linears; i++) {
     SutraLinear *l = m->linears[i];
     if (l == m->tied_linear) {
-      l->w = m->tied_param->data;        /* the embedding may have moved into owned memory */
+      /* the embedding may have moved into owned memory; a half copy of it is dropped */
+      sutra_linear_set_f32_base (l, m->tied_param->data, false);
       l->dw = m->tied_param->grad;
       l->dw_shared = true;
       l->trainable = true;
@@ -439,13 +490,13 @@ sutra_model_write_files (SutraModel *m, const char *dir, SutraDType dtype, Sutra
     if (l == m->tied_linear)
       continue;                             /* transformers does not save a tied lm_head */
     const float *wdata = l->w;
-    if (l->qw) {                            /* a packed base is written back as floats */
+    if (!wdata) {                           /* a packed or half base is written from floats */
       tmp[i] = sutra_try_alloc (sizeof (float) * (size_t) l->in * l->out, l->name, err);
       if (!tmp[i]) {
         st = SUTRA_ERR_NOMEM;
         goto out;
       }
-      sutra_qweight_dequant_rows (l->qw, 0, l->out, tmp[i]);
+      sutra_linear_base_rows (l, 0, l->out, tmp[i]);
       wdata = tmp[i];
     }
     char *wn = sutra_xasprintf ("%s.weight", l->name);

@@ -159,10 +159,12 @@ SutraStatus sutra_model_backward (SutraModel *m, const float *dlogits, SutraErro
 /* ---- for architecture implementations ---- */
 /* Registers a linear named `name` whose weight (and bias when has_bias) come from the
  * checkpoint "<name>.weight"/"<name>.bias" (or are allocated when the model is fresh). F32
- * weights are borrowed from the map; F16/BF16 ones converted into owned f32. */
+ * and F16/BF16 weights are borrowed from the map as stored (SUTRA_WEIGHTS_F32=1: half ones
+ * converted into owned f32 instead); biases are f32. */
 SutraStatus sutra_model_add_linear (SutraModel *m, const char *name, int in, int out,
                                     bool has_bias, SutraLinear **out_l, SutraError *err);
-/* A linear that shares another tensor as its weight (tied lm_head = embedding table). */
+/* A linear that shares another tensor as its weight (tied lm_head = embedding table). When
+ * the checkpoint stores that table in F16/BF16, the head reads the mapped half table. */
 SutraStatus sutra_model_add_tied_linear (SutraModel *m, const char *name, SutraParam *weight,
                                          SutraLinear **out_l, SutraError *err);
 /* Registers a parameter loaded from "<name>" with the given shape (converted to f32). */

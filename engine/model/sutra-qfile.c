@@ -196,6 +196,8 @@ sutra_model_write_quantized_files (SutraModel *m, const char *dir, SutraDType fl
   if (st)
     return st;
   SutraSafetensorsWriter *w = sutra_safetensors_writer_new ();
+  float **tmps = NULL;                 /* f32 copies of half bases, freed after writing */
+  size_t ntmp = 0;
   char num[32];
   sutra_safetensors_writer_metadata (w, "format", "pt");
   sutra_safetensors_writer_metadata (w, "sutra_quant", SUTRA_QFILE_VERSION);
@@ -215,7 +217,21 @@ sutra_model_write_quantized_files (SutraModel *m, const char *dir, SutraDType fl
     } else {
       char *wn = sutra_xasprintf ("%s.weight", l->name);
       int64_t shape[2] = { l->out, l->in };
-      sutra_safetensors_writer_add_f32_as (w, wn, float_dtype, 2, shape, l->w);
+      const float *wdata = l->w;
+      if (!wdata) {                   /* a half base: written from an f32 copy */
+        float *tmp = sutra_try_alloc (sizeof (float) * (size_t) l->out * l->in, l->name, err);
+        if (!tmp) {
+          free (wn);
+          st = SUTRA_ERR_NOMEM;
+          goto out;
+        }
+        sutra_linear_base_rows (l, 0, l->out, tmp);
+        ntmp++;
+        tmps = sutra_xrealloc (tmps, sizeof (float *) * ntmp);
+        tmps[ntmp - 1] = tmp;
+        wdata = tmp;
+      }
+      sutra_safetensors_writer_add_f32_as (w, wn, float_dtype, 2, shape, wdata);
       free (wn);
     }
     if (l->bias) {
@@ -233,6 +249,10 @@ sutra_model_write_quantized_files (SutraModel *m, const char *dir, SutraDType fl
   char *wpath = sutra_path_join (dir, "model.safetensors");
   st = sutra_safetensors_writer_write (w, wpath, err);
   free (wpath);
+out:
   sutra_safetensors_writer_free (w);
+  for (size_t i = 0; i < ntmp; i++)
+    sutra_aligned_free (tmps[i]);
+  free (tmps);
   return st;
 }

@@ -71,6 +71,8 @@ typedef struct {
   SutraLinear *l;
   float *w, *bias;
   bool w_owned, bias_owned;
+  const uint16_t *w16;     /* a half base, dropped when the linear gets an f32 or packed one */
+  bool w16_owned;
 } SavedLinear;
 
 typedef struct {
@@ -94,7 +96,7 @@ journal_linear (Journal *j, SutraLinear *l)
       return &j->lin[i];
   j->lin = sutra_xrealloc (j->lin, sizeof *j->lin * (j->nlin + 1));
   SavedLinear *s = &j->lin[j->nlin++];
-  *s = (SavedLinear) { l, l->w, l->bias, l->w_owned, l->bias_owned };
+  *s = (SavedLinear) { l, l->w, l->bias, l->w_owned, l->bias_owned, l->w16, l->w16_owned };
   return s;
 }
 
@@ -108,7 +110,7 @@ journal_param (Journal *j, SutraParam *p)
   j->par[j->npar++] = (SavedParam) { p, p->data, p->owned };
 }
 
-/* replaces l->w by an owned buffer (the original stays until commit) */
+/* replaces l->w by an owned buffer (the original, f32 or half, stays until commit) */
 static void
 set_linear_w (Journal *j, SutraLinear *l, float *w)
 {
@@ -117,6 +119,32 @@ set_linear_w (Journal *j, SutraLinear *l, float *w)
     sutra_aligned_free (l->w);
   l->w = w;
   l->w_owned = w != NULL;
+  l->w16 = NULL;
+  l->w16_owned = false;
+}
+
+/* an f32 copy of the base (f32 or half) or NULL when out of memory */
+static float *
+dup_base (const SutraLinear *l)
+{
+  float *d = sutra_try_alloc (sizeof (float) * (size_t) l->out * l->in, l->name, NULL);
+  if (d)
+    sutra_linear_base_rows (l, 0, l->out, d);
+  return d;
+}
+
+/* gives a half base an f32 copy the quantizers and folds read (journalled) */
+static SutraStatus
+ensure_f32 (Journal *j, SutraLinear *l, SutraError *err)
+{
+  if (l->w)
+    return SUTRA_OK;
+  float *w = dup_base (l);
+  if (!w)
+    return sutra_error_set (err, SUTRA_ERR_NOMEM, "%s: out of memory for an f32 copy of the "
+                            "weights", l->name);
+  set_linear_w (j, l, w);
+  return SUTRA_OK;
 }
 
 static void
@@ -161,6 +189,8 @@ journal_rollback (Journal *j)
       sutra_aligned_free (l->bias);
     l->w = s->w;
     l->w_owned = s->w_owned;
+    l->w16 = s->w16;
+    l->w16_owned = s->w16_owned;
     l->bias = s->bias;
     l->bias_owned = s->bias_owned;
   }
@@ -180,6 +210,8 @@ journal_commit (Journal *j)
     SavedLinear *s = &j->lin[i];
     if (s->w_owned && s->l->w != s->w)
       sutra_aligned_free (s->w);
+    if (s->w16_owned && s->l->w16 != s->w16)
+      sutra_aligned_free ((void *) s->w16);
     if (s->bias_owned && s->l->bias != s->bias)
       sutra_aligned_free (s->bias);
   }
@@ -458,7 +490,7 @@ plan_fold (Job *j, int i0, int i1, const SutraAwqFold *f, int L, FoldPlan *pl)
     pl->prev_out = in;
   } else {
     SutraLinear *pv = sutra_model_find_linear (m, pname);
-    if (!pv || pv->lora || pv == m->tied_linear || (!pv->w && !pv->qw)) {
+    if (!pv || pv->lora || pv == m->tied_linear || (!pv->w && !pv->w16 && !pv->qw)) {
       note (j->sum, "awq: fold into %s not possible; explicit scales", pname);
       return false;
     }
@@ -496,6 +528,9 @@ awq_search_group (Job *j, Item **readers, int n, const int *tie, int n_classes, 
   const float *ws[8];
   int rows[8];
   for (int k = 0; k < n; k++) {
+    SutraStatus st = ensure_f32 (&j->jr, readers[k]->l, err);
+    if (st)
+      return st;
     ws[k] = readers[k]->l->w;
     rows[k] = readers[k]->l->out;
   }
@@ -546,7 +581,7 @@ apply_fold (Job *j, FoldPlan *pl, SutraError *err)
     float *sp = sutra_xmalloc (sizeof (float) * (size_t) pl->prev_out);
     for (int c = 0; c < in; c++)
       sp[pl->tie ? pl->tie[c] : c] = pl->s[c];
-    float *w = dup_floats (pv->w, (size_t) pv->out * pv->in);
+    float *w = dup_base (pv);
     float *b = pv->bias ? dup_floats (pv->bias, (size_t) pv->out) : NULL;
     if (!w || (pv->bias && !b)) {
       free (sp);
@@ -661,7 +696,9 @@ quantize_item (Job *j, Item *it, SutraError *err)
   SutraLinear *l = it->l;
   const SutraQuantParams *p = &j->o->params;
   SutraQWeight *q = NULL;
-  SutraStatus st;
+  SutraStatus st = ensure_f32 (&j->jr, l, err);    /* the quantizers read f32 rows */
+  if (st)
+    return st;
   if (p->method == SUTRA_QMETHOD_AWQ) {
     /* llm-awq's clipping search, except on the attention query/key projections whose errors
      * the softmax amplifies (AutoAWQ's avoid_clipping list) */
@@ -734,7 +771,7 @@ sutra_model_quantize (SutraModel *m, const SutraQuantizeOptions *o, SutraQuantiz
   for (size_t i = 0; i < m->n_linears; i++) {
     SutraLinear *l = m->linears[i];
     bool head = !strcmp (l->name, "lm_head") || l == m->tied_linear;
-    if (l->qw || (head && !o->quantize_lm_head) || !l->w)
+    if (l->qw || (head && !o->quantize_lm_head) || (!l->w && !l->w16))
       continue;
     j.items[j.n_items++] = (Item) { .l = l, .layer = layer_of (l->name), .stats = -1 };
   }

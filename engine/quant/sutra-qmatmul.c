@@ -168,6 +168,25 @@ matvec_range (void *ctx, int64_t r0, int64_t r1, int ti)
   j->k->matvec (j->q, j->xp, j->y, (int) r0, (int) r1, j->acc);
 }
 
+size_t
+sutra_qweight_matvec_xsize (const SutraQWeight *q)
+{
+  return sq_padded_cols (q);
+}
+
+void
+sutra_qweight_matvec_prepare (const SutraQWeight *q, const float *x, float *xp)
+{
+  pad_input (q, x, xp);
+}
+
+void
+sutra_qweight_matvec_rows (const SutraQWeight *q, const float *xp, float *y, int r0, int r1,
+                           bool accumulate)
+{
+  kernels_for (q)->matvec (q, xp, y, r0, r1, accumulate);
+}
+
 void
 sutra_qweight_matvec (const SutraQWeight *q, const float *x, float *y, bool accumulate)
 {

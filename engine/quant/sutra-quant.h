@@ -71,6 +71,14 @@ void sutra_qweight_dequant_rows (const SutraQWeight *q, int row0, int nrows, flo
 /* y [rows] = W x (x [cols]); accumulate adds into y. Allocation-free after the first call. */
 void sutra_qweight_matvec       (const SutraQWeight *q, const float *x, float *y, bool accumulate);
 void sutra_qweight_matvec_naive (const SutraQWeight *q, const float *x, float *y, bool accumulate);
+/* The matvec in two steps, for callers that split one token's products across threads
+ * themselves (several matrices in one parallel_for): prepare the input once (xsize floats:
+ * the padded, reordered x the kernels read), then rows [r0, r1) on the calling thread.
+ * sutra_qweight_matvec = prepare + rows across the pool; same results. */
+size_t sutra_qweight_matvec_xsize   (const SutraQWeight *q);
+void   sutra_qweight_matvec_prepare (const SutraQWeight *q, const float *x, float *xp);
+void   sutra_qweight_matvec_rows    (const SutraQWeight *q, const float *xp, float *y, int r0,
+                                     int r1, bool accumulate);
 /* out [N, rows] (+)= in [N, cols] W^T  (a linear layer's forward; N == 1 is the matvec). */
 void sutra_qweight_matmul       (const SutraQWeight *q, const float *in, float *out, int N,
                                  bool accumulate);
