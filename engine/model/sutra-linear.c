@@ -259,3 +259,27 @@ sutra_linear_weight_bytes (const SutraLinear *l)
     return sutra_qweight_bytes (l->qw);
   return sizeof (float) * (size_t) l->in * l->out;
 }
+
+size_t
+sutra_linear_saved_per_token (const SutraLinear *l)
+{
+  if (!l->lora)
+    return 0;
+  size_t n = (size_t) l->lora->r + 16;
+  if (l->lora->dropout > 0.f)
+    n += (size_t) l->in + (size_t) l->in / 4 + 16;   /* xd floats + mask bytes */
+  return n;
+}
+
+void
+sutra_linear_saved_carve (SutraLinearSaved *s, const SutraLinear *l, SutraArena *a, size_t N)
+{
+  memset (s, 0, sizeof *s);
+  if (!l->lora)
+    return;
+  s->xa = sutra_arena_floats (a, N * (size_t) l->lora->r);
+  if (l->lora->dropout > 0.f) {
+    s->xd = sutra_arena_floats (a, N * (size_t) l->in);
+    s->mask = sutra_arena_alloc (a, N * (size_t) l->in);
+  }
+}
