@@ -3,6 +3,7 @@
  * SpecialCasing mappings and the Final_Sigma rule, isalpha ...), on code points as CPython's
  * unicodeobject.c defines them. Character properties come from utf8proc. */
 #include "sutra-jinja-private.h"
+#include "sutra-tokenizer-private.h"
 
 #include <errno.h>
 #include <math.h>
@@ -45,27 +46,7 @@ jn_utf8_next (const char *s, size_t n, size_t *i)
 size_t
 jn_utf8_put (char *out, uint32_t cp)
 {
-  unsigned char *o = (unsigned char *) out;
-  if (cp < 0x80) {
-    o[0] = (unsigned char) cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (unsigned char) (0xC0 | (cp >> 6));
-    o[1] = (unsigned char) (0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (unsigned char) (0xE0 | (cp >> 12));
-    o[1] = (unsigned char) (0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (unsigned char) (0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (unsigned char) (0xF0 | (cp >> 18));
-  o[1] = (unsigned char) (0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (unsigned char) (0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (unsigned char) (0x80 | (cp & 0x3F));
-  return 4;
+  return sutra_utf8_encode (cp, out);   /* the tokenizers' encoder (sutra-tok-util.c) */
 }
 
 /* Length of the valid UTF-8 sequence at s[i], 0 if invalid (RFC 3629: no overlongs,
