@@ -8,9 +8,10 @@
  * includes the weight bytes read per token, the machine's streaming-read bandwidth measured
  * here on the same threads, and the bound bandwidth / bytes. Llama shapes come from
  * sutra_bench_llama_shape (smollm2-135m default); --model DIR benchmarks a model folder
- * instead (the same weights llama-bench runs after a GGUF export). --quant nf4|int4|int8 packs
- * every projection and the output head with the quant module (round to nearest; INT4 groups of
- * 64), as llama.cpp's quantized files hold the head quantized too. */
+ * instead (the same weights llama-bench runs after a GGUF export), as stored (an F16 checkpoint
+ * decodes from its half-precision weights). --quant nf4|int4|int8 packs every projection and the
+ * output head with the quant module (round to nearest; INT4 groups of 64), as llama.cpp's
+ * quantized files hold the head quantized too; --quant f32|f16|bf16 converts them. */
 #include "sutra-cli-bench.h"
 #include "sutra-model.h"
 #include "sutra-pool.h"
@@ -27,10 +28,19 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
   SutraModelConfig cfg;
   if (!mdir && !sutra_bench_llama_shape (shape, &cfg))
     return sutra_cli_usage_error ("bench", "generate: unknown shape '%s' (smollm2-135m, tiny)", shape);
-  const char *quant = o->quant ? o->quant : "f32";
+  /* --quant: f32 / f16 / bf16 convert every projection's base to that storage, nf4 / int4 /
+   * int8 pack it; absent, the weights stay as loaded (a random shape is f32; a folder keeps
+   * its F16/BF16 checkpoint in half precision) */
+  const char *quant = o->quant;
   SutraQuantParams qp = { .type = SUTRA_QUANT_NONE, .group_size = 64 };
-  if (strcmp (quant, "f32") != 0 && !sutra_quant_type_from_name (quant, &qp.type))
-    return sutra_cli_usage_error ("bench", "generate: --quant %s (f32, nf4, int4, int8)", quant);
+  SutraDType half = SUTRA_F32;
+  if (quant && !strcmp (quant, "f16"))
+    half = SUTRA_F16;
+  else if (quant && !strcmp (quant, "bf16"))
+    half = SUTRA_BF16;
+  else if (quant && strcmp (quant, "f32") != 0 && !sutra_quant_type_from_name (quant, &qp.type))
+    return sutra_cli_usage_error ("bench", "generate: --quant %s (f32, f16, bf16, nf4, int4, "
+                                  "int8)", quant);
   int P = o->seq > 0 ? o->seq : 256, G = o->steps > 0 ? o->steps : 128;
   SutraModel *m;
   SutraError err;
@@ -43,13 +53,26 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
     shape = mdir;
   } else if (sutra_model_new_random (&cfg, 0.02f, 42, &m, &err))
     return sutra_cli_fail (&err);
-  for (size_t i = 0; qp.type != SUTRA_QUANT_NONE && i < m->n_linears; i++) {
+  for (size_t i = 0; quant && i < m->n_linears; i++) {
     SutraLinear *l = m->linears[i];
-    if (sutra_linear_quantize (l, &qp, &err)) {
+    SutraStatus qs = qp.type != SUTRA_QUANT_NONE ? sutra_linear_quantize (l, &qp, &err)
+                     : half != SUTRA_F32         ? sutra_linear_to_half (l, half, &err)
+                                                 : sutra_linear_own_f32 (l, &err);
+    if (qs) {
       sutra_model_free (m);
       return sutra_cli_fail (&err);
     }
   }
+  /* what the projections are stored as now (the first one speaks for all unless mixed) */
+  const char *storage = NULL;
+  for (size_t i = 0; i < m->n_linears; i++) {
+    const SutraLinear *l = m->linears[i];
+    const char *k = l->qw ? sutra_quant_type_name (sutra_qweight_params (l->qw)->type)
+                  : l->w16 ? (l->w16_type == SUTRA_BF16 ? "bf16" : "f16") : "f32";
+    storage = !storage || !strcmp (storage, k) ? k : "mixed";
+  }
+  if (!quant)
+    quant = storage ? storage : "f32";
   SutraGenState *st;
   if (m->vt->state_new (m, P + G + 1, &st, &err)) {
     sutra_model_free (m);
@@ -104,6 +127,7 @@ sutra_bench_generate_llama (const SutraBenchOptions *o, json_object *out)
     double params = (double) sutra_model_param_count (m);
     json_object_object_add (out, "shape", json_object_new_string (shape));
     json_object_object_add (out, "quant", json_object_new_string (quant));
+    json_object_object_add (out, "weights", json_object_new_string (storage ? storage : "f32"));
     json_object_object_add (out, "prompt_tokens", json_object_new_int (P));
     json_object_object_add (out, "new_tokens", json_object_new_int (G));
     json_object_object_add (out, "tokens_per_s", json_object_new_double (dec_tps));
