@@ -362,6 +362,7 @@ test_half_checkpoint (gconstpointer data)
 
   /* exports from the half model equal those from its f32 twin byte for byte */
   static const char *gtypes[] = { "f16", "q8_0", "q4_0" };
+  char *g16 = NULL;                       /* the f32 model's f16 GGUF, imported below */
   for (size_t g = 0; g < G_N_ELEMENTS (gtypes); g++) {
     char *pf = g_strdup_printf ("%s/f32-%s.gguf", test_tmpdir (), gtypes[g]);
     char *ph = g_strdup_printf ("%s/half-%s.gguf", test_tmpdir (), gtypes[g]);
@@ -372,6 +373,8 @@ test_half_checkpoint (gconstpointer data)
     g_assert_cmpmem (bh, nh, bf, nf);
     g_free (bf);
     g_free (bh);
+    if (!g16)
+      g16 = g_strdup (pf);
     g_free (pf);
     g_free (ph);
   }
@@ -388,6 +391,24 @@ test_half_checkpoint (gconstpointer data)
   g_assert_cmpmem (bh, nh, bf, nf);
   g_free (bf);
   g_free (bh);
+
+  /* importing a GGUF of the same weights into the half model: owned f32 bases, the tied head
+   * re-pointed at the (replaced) embedding parameter, same logits */
+  {
+    SutraModel *mi = load_model (hdir, false);
+    test_assert_ok (sutra_gguf_import_weights (mi, g16, &err), &err);
+    for (size_t i = 0; i < mi->n_linears; i++)
+      g_assert_true (mi->linears[i]->w && !mi->linears[i]->w16);
+    g_assert_true (mi->tied_linear->w == mi->tied_param->data);
+    SutraBatch bi = { 1, T, ids, NULL, NULL };
+    float *oi;
+    test_assert_ok (sutra_model_forward (mf, &bi, false, &oi, &err), &err);
+    memcpy (lf, oi, sizeof (float) * (size_t) T * V);
+    test_assert_ok (sutra_model_forward (mi, &bi, false, &oi, &err), &err);
+    assert_close ("imported forward logits", oi, lf, (size_t) T * V, HALF_VS_F32_REL_TOL);
+    sutra_model_free (mi);
+    g_free (g16);
+  }
 
   /* training converts to f32 (the tied head re-pointed at the embedding parameter) */
   test_assert_ok (sutra_model_make_trainable (mh, &err), &err);

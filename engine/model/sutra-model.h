@@ -142,7 +142,7 @@ void        sutra_model_free   (SutraModel *m);
 SutraLinear *sutra_model_find_linear (const SutraModel *m, const char *name);
 SutraParam  *sutra_model_find_param  (const SutraModel *m, const char *name);
 int64_t      sutra_model_param_count (const SutraModel *m);    /* all weights */
-/* Bytes of base weights as stored now (f32 and packed). */
+/* Bytes of base weights as stored now (f32, f16/bf16 and packed). */
 size_t       sutra_model_weight_bytes (const SutraModel *m);
 
 /* Full fine-tuning: make every weight owned f32 and allocate its gradient. */
