@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,8 +183,14 @@ sutra_parallel_for (int64_t n, int64_t grain, SutraRangeFunc fn, void *ctx)
   pthread_cond_broadcast (&pool.wake);
   pthread_mutex_unlock (&pool.lock);
   run_part (0);
-  while (atomic_load_explicit (&pool.pending, memory_order_acquire) > 0)
-    _mm_pause ();
+  /* spin for the workers; past ~SPIN_ITERS pauses one of them is probably not running (more
+   * runnable threads than cores): yield so it can, instead of burning the caller's time slice */
+  for (int spins = 0; atomic_load_explicit (&pool.pending, memory_order_acquire) > 0; spins++) {
+    if (spins < SPIN_ITERS)
+      _mm_pause ();
+    else
+      sched_yield ();
+  }
   pthread_mutex_unlock (&pool.dispatch);
 }
 
