@@ -1,4 +1,13 @@
-/* sutra-pool.c: a small fork-join pool (caller participates, workers spin then sleep). */
+/* sutra-pool.c: a small fork-join pool (caller participates, workers spin then sleep).
+ *
+ * A job is split into `parts` ranges (as many as threads); whoever is running claims the next
+ * unclaimed part through one atomic ticket (generation << 32 | parts << 16 | claimed), the
+ * caller included. So the caller never waits for a worker that has not started (on a machine
+ * with more runnable threads than cores a worker may not run for a whole time slice): it runs
+ * the unclaimed parts itself and waits only for parts already being run. A claim succeeds only
+ * while the ticket still names the job, so a worker that wakes late cannot take a part of a
+ * job that has finished; the job fields are read after a successful claim, and the caller
+ * replaces them only once every claimed part is done. */
 #include "sutra-pool.h"
 #include "sutra-error.h"
 
@@ -24,8 +33,9 @@ static struct {
   pthread_mutex_t lock;          /* guards sleeping/waking */
   pthread_cond_t wake;
   pthread_mutex_t dispatch;      /* one parallel_for at a time */
-  atomic_uint generation;        /* bumped for every job */
-  atomic_int pending;            /* workers still running the current job */
+  atomic_uint generation;        /* bumped for every job (wakes the workers) */
+  _Atomic uint64_t ticket;       /* generation << 32 | parts << 16 | parts claimed */
+  atomic_int done;               /* parts of the current job finished */
   atomic_int quit;
   atomic_int nthreads;           /* including the caller; read without the lock */
   int nworkers;
@@ -60,6 +70,21 @@ run_part (int part)
     pool.fn (pool.ctx, begin, end, part);
 }
 
+/* the next unclaimed part of the job the ticket names, or -1 */
+static int
+claim_part (void)
+{
+  uint64_t t = atomic_load_explicit (&pool.ticket, memory_order_acquire);
+  for (;;) {
+    unsigned parts = (unsigned) (t >> 16) & 0xFFFFu, claimed = (unsigned) t & 0xFFFFu;
+    if (claimed >= parts)
+      return -1;
+    if (atomic_compare_exchange_weak_explicit (&pool.ticket, &t, t + 1, memory_order_acq_rel,
+                                               memory_order_acquire))
+      return (int) claimed;
+  }
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -84,9 +109,11 @@ worker_main (void *arg)
     if (atomic_load (&pool.quit))
       return NULL;
     seen = g;
-    if (w->index < pool.parts)
-      run_part (w->index);
-    atomic_fetch_sub_explicit (&pool.pending, 1, memory_order_release);
+    int part;
+    while ((part = claim_part ()) >= 0) {
+      run_part (part);
+      atomic_fetch_add_explicit (&pool.done, 1, memory_order_release);
+    }
   }
 }
 
@@ -173,19 +200,30 @@ sutra_parallel_for (int64_t n, int64_t grain, SutraRangeFunc fn, void *ctx)
     fn (ctx, 0, n, 0);
     return;
   }
+  /* every part of the previous job is done (we waited for it), so no one reads these now */
   pool.fn = fn;
   pool.ctx = ctx;
   pool.n = n;
   pool.parts = (int) parts;
-  atomic_store (&pool.pending, pool.nworkers);
+  atomic_store_explicit (&pool.done, 0, memory_order_relaxed);
   pthread_mutex_lock (&pool.lock);
-  atomic_fetch_add_explicit (&pool.generation, 1, memory_order_release);
+  unsigned g = atomic_load_explicit (&pool.generation, memory_order_relaxed) + 1;
+  /* part 0 is the caller's, claimed in the ticket itself */
+  atomic_store_explicit (&pool.ticket, (uint64_t) g << 32 | (uint64_t) parts << 16 | 1u,
+                         memory_order_release);
+  atomic_store_explicit (&pool.generation, g, memory_order_release);
   pthread_cond_broadcast (&pool.wake);
   pthread_mutex_unlock (&pool.lock);
   run_part (0);
-  /* spin for the workers; past ~SPIN_ITERS pauses one of them is probably not running (more
-   * runnable threads than cores): yield so it can, instead of burning the caller's time slice */
-  for (int spins = 0; atomic_load_explicit (&pool.pending, memory_order_acquire) > 0; spins++) {
+  int mine = 1, part;
+  while ((part = claim_part ()) >= 0) {   /* parts no worker has started */
+    run_part (part);
+    mine++;
+  }
+  /* wait for the parts workers claimed; past ~SPIN_ITERS pauses, yield (a worker preempted
+   * mid-part may share this core) */
+  for (int spins = 0; atomic_load_explicit (&pool.done, memory_order_acquire) + mine < parts;
+       spins++) {
     if (spins < SPIN_ITERS)
       _mm_pause ();
     else

@@ -1,8 +1,9 @@
 /* sutra-pool.h: the process-wide worker pool for non-BLAS loops, and the thread setting.
  *
  * sutra_parallel_for splits [0, n) into one contiguous range per thread; the calling
- * thread runs the first range itself. The pool has threads-1 workers that spin briefly
- * and then sleep. If another thread is already using the pool, the call runs inline on
+ * thread runs the first range itself, and any range no worker has started yet (a busy
+ * machine may not run a worker for a whole time slice); thread_index is the range's index.
+ * The pool has threads-1 workers that spin briefly and then sleep. If another thread is already using the pool, the call runs inline on
  * the caller (never deadlocks, never oversubscribes). OpenBLAS is kept at one thread and
  * sutra_sgemm (sutra-ops.h) splits big products across this pool instead, so the two never
  * fight over the cores. */
