@@ -8,13 +8,9 @@
  *
  * Kernels: per group a partial sum p[8] over its G/8 chunks of (code - zero) * x (the first
  * chunk a product, then fma), acc = fma (scale, p, acc), y = hsum8 (acc). (code - zero) is a
- * small integer, exact in float. The matrix-vector SIMD kernels look it up in a 16-entry table
- * of (c - zero) built per group (two subtractions), indexed by codes shift-decoded from 64-bit
- * broadcasts (sutra-qsimd.h): AVX2 two permutes and a blend, AVX-512VL one two-table permute;
- * no byte shuffles or integer conversions per weight. */
+ * small integer, exact in float, formed in the byte domain by the AVX2 path. */
 #include "sutra-quant-private.h"
 #include "sutra-pool.h"
-#include "sutra-qsimd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -200,72 +196,42 @@ int4_group_dot (const uint8_t *b, const float *x, int subs, __m128i zv)
   return p;
 }
 
-#define AVX512 __attribute__ ((target ("avx2,fma,avx512f,avx512vl")))
-
-/* (code - zero) of 8 shift-decoded codes (garbage above bit 3): AVX2 masks and converts;
- * AVX-512VL looks them up in the group's table of (c - zero) for c = 0..15 */
-#define INT4_DEC_AVX2(idx, i)                                                                     \
-  _mm256_sub_ps (_mm256_cvtepi32_ps (_mm256_and_si256 (idx, m4)), zf[i])
-#define INT4_DEC_AVX512(idx, i) _mm256_permutex2var_ps (tlo[i], idx, thi[i])
-
-/* R rows at a time, their chains interleaved chunk by chunk (the FMA latency is covered within
- * a group); each row's order is the scalar kernel's */
-#define INT4_ROWS(R, DEC)                                                                         \
-  for (; r + (R) <= r1; r += (R)) {                                                               \
-    const uint8_t *rw[R];                                                                         \
-    __m256 acc[R], p[R], zf[R], tlo[R], thi[R];                                                   \
-    (void) tlo;                                                                                   \
-    (void) thi;                                                                                   \
-    _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                      \
-      rw[i] = q->qs + (size_t) (r + i) * q->row_bytes;                                            \
-      acc[i] = _mm256_setzero_ps ();                                                              \
-    }                                                                                             \
-    for (int g = 0; g < q->ngroups; g++) {                                                        \
-      const float *x = xq + (size_t) g * G;                                                       \
-      _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                    \
-        zf[i] = _mm256_set1_ps ((float) q->zeros[(size_t) (r + i) * q->ngroups + g]);             \
-        tlo[i] = _mm256_sub_ps (codes_lo, zf[i]);                                                 \
-        thi[i] = _mm256_sub_ps (codes_hi, zf[i]);                                                 \
-        p[i] = _mm256_setzero_ps ();        /* set by the first chunk; for the compiler */        \
-      }                                                                                           \
-      for (int s = 0; s < subs; s++)                                                              \
-        _Pragma ("GCC unroll 4") for (int cc = 0; cc < 4; cc++) {                                 \
-          /* chunk cc of sub-block s: low nibbles of bytes 0-7, 8-15, then high nibbles */        \
-          __m256 xv = _mm256_loadu_ps (x + 32 * s + 8 * cc);                                      \
-          _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                \
-            __m256i bc = sq_bcast8 (rw[i] + (size_t) g * G / 2 + 16 * s + 8 * (cc & 1));         \
-            __m256i idx = _mm256_srlv_epi32 (bc, cc >= 2 ? sh : sl);                              \
-            __m256 w = DEC (idx, i);                                                              \
-            p[i] = s == 0 && cc == 0 ? _mm256_mul_ps (w, xv) : _mm256_fmadd_ps (w, xv, p[i]);     \
-          }                                                                                       \
-        }                                                                                         \
-      _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++)                                      \
-        acc[i] = _mm256_fmadd_ps (_mm256_set1_ps (q->scales[(size_t) (r + i) * q->ngroups + g]),  \
-                                  p[i], acc[i]);                                                  \
-    }                                                                                             \
-    _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                      \
-      float v = sq_hsum_perm (acc[i]);                                                            \
-      y[r + i] = accum ? y[r + i] + v : v;                                                        \
-    }                                                                                             \
+/* two rows at a time (interleaved chains, shared x loads), then the odd one */
+AVX2 static void
+int4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
+{
+  int G = q->group, subs = G / SUTRA_Q4_SUB;
+  int r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    const float *sa = q->scales + (size_t) r * q->ngroups, *sb = sa + q->ngroups;
+    const uint8_t *za = q->zeros + (size_t) r * q->ngroups, *zb = za + q->ngroups;
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * G;
+      __m256 pa = int4_group_dot (ra + (size_t) g * G / 2, x, subs, _mm_set1_epi8 ((char) za[g]));
+      __m256 pb = int4_group_dot (rb + (size_t) g * G / 2, x, subs, _mm_set1_epi8 ((char) zb[g]));
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sa[g]), pa, acca);
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sb[g]), pb, accb);
+    }
+    float va = hsum_avx (acca), vb = hsum_avx (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
   }
-
-#define INT4_MATVEC(NAME, ATTR, DEC, R)                                                           \
-  ATTR static void                                                                                \
-  NAME (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)             \
-  {                                                                                               \
-    int G = q->group, subs = G / SUTRA_Q4_SUB;                                                    \
-    const float *xq = sq_permute_x (xp, (size_t) q->ngroups * G);                                 \
-    const __m256i sl = sq_shifts_lo (), sh = sq_shifts_hi (), m4 = _mm256_set1_epi32 (15);        \
-    const __m256 codes_lo = _mm256_setr_ps (0, 1, 2, 3, 4, 5, 6, 7);                              \
-    const __m256 codes_hi = _mm256_setr_ps (8, 9, 10, 11, 12, 13, 14, 15);                        \
-    (void) m4;                                                                                    \
-    int r = r0;                                                                                   \
-    INT4_ROWS (R, DEC)                                                                            \
-    INT4_ROWS (1, DEC)                                                                            \
+  for (; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    const float *sc = q->scales + (size_t) r * q->ngroups;
+    const uint8_t *zr = q->zeros + (size_t) r * q->ngroups;
+    __m256 acc = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      __m256 p = int4_group_dot (row + (size_t) g * G / 2, xp + (size_t) g * G, subs,
+                                 _mm_set1_epi8 ((char) zr[g]));
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sc[g]), p, acc);
+    }
+    float v = hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
   }
-
-INT4_MATVEC (int4_matvec_avx2, AVX2, INT4_DEC_AVX2, 2)
-INT4_MATVEC (int4_matvec_avx512, AVX512, INT4_DEC_AVX512, 4)
+}
 
 AVX2 static void
 int4_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
@@ -287,12 +253,12 @@ int4_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
 }
 #endif
 
-/* [2] (AVX-512VL): the table lookup in one permute; dequantization as AVX2 */
+/* [2] (AVX-512VL) is the AVX2 kernel: nothing in this format gains from it at 8 lanes */
 const SqKernels sutra_int4_kernels[3] = {
   { int4_matvec_scalar, int4_dequant_scalar },
 #if defined(__x86_64__)
   { int4_matvec_avx2, int4_dequant_avx2 },
-  { int4_matvec_avx512, int4_dequant_avx2 },
+  { int4_matvec_avx2, int4_dequant_avx2 },
 #else
   { NULL, NULL },
   { NULL, NULL },

@@ -10,12 +10,9 @@
  *
  * Kernels (summation order in sutra-qmatvec.c's header comment): for each block a partial sum
  * p[8] over its 8 chunks of 8 values, p = w x, then p = fma (w, x, p); acc = fma (absmax, p,
- * acc); y = hsum8 (acc). The SIMD matrix-vector kernels decode codes by per-lane shifts of
- * 64-bit broadcasts (sutra-qsimd.h) and look them up in the code book (AVX2: two permutes and a
- * blend; AVX-512VL: one two-table permute), several rows' chains interleaved. */
+ * acc); y = hsum8 (acc). The AVX2 lookup of the 16 codes is two permutes and a blend. */
 #include "sutra-quant-private.h"
 #include "sutra-pool.h"
-#include "sutra-qsimd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -255,55 +252,67 @@ sub_indices (const uint8_t *b, __m256i idx[4])
   idx[3] = _mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8));
 }
 
-/* R rows at a time, their chains interleaved chunk by chunk: each block's p is a chain of 8
- * dependent FMAs, and with 4 rows 4 chains advance together, so the FMA latency is covered
- * within a block instead of relying on the out-of-order window to reach the next block (whose
- * scheduler fills with the waiting FMAs). Same per-row order as the scalar kernel. */
-#define NF4_ROWS(R, LUT)                                                                          \
-  for (; r + (R) <= r1; r += (R)) {                                                               \
-    const uint8_t *rw[R];                                                                         \
-    __m256 acc[R], p[R];                                                                          \
-    _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                      \
-      rw[i] = q->qs + (size_t) (r + i) * q->row_bytes;                                            \
-      acc[i] = _mm256_setzero_ps ();                                                              \
-    }                                                                                             \
-    for (int g = 0; g < q->ngroups; g++) {                                                        \
-      const float *x = xq + (size_t) g * SUTRA_NF4_GROUP;                                         \
-      _Pragma ("GCC unroll 8") for (int c = 0; c < 8; c++) {                                      \
-        /* chunk c: sub-block c / 4; low nibbles of bytes 0-7, 8-15, then high nibbles */         \
-        __m256 xv = _mm256_loadu_ps (x + 8 * c);                                                  \
-        int sb = c / 4, cc = c % 4;                                                               \
-        _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                  \
-          __m256i bc = sq_bcast8 (rw[i] + (size_t) g * 32 + 16 * sb + 8 * (cc & 1));              \
-          __m256i idx = _mm256_srlv_epi32 (bc, cc >= 2 ? sh : sl);                                \
-          __m256 w = LUT (idx, tlo, thi);                                                         \
-          p[i] = c == 0 ? _mm256_mul_ps (w, xv) : _mm256_fmadd_ps (w, xv, p[i]);                  \
-        }                                                                                         \
-      }                                                                                           \
-      _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++)                                      \
-        acc[i] = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + i, g)), p[i], acc[i]);    \
-    }                                                                                             \
-    _Pragma ("GCC unroll 4") for (int i = 0; i < (R); i++) {                                      \
-      float v = sq_hsum_perm (acc[i]);                                                            \
-      y[r + i] = accum ? y[r + i] + v : v;                                                        \
-    }                                                                                             \
-  }
+/* p = sum over the four chunks of sub-block b (x: its 32 inputs), continuing p unless first */
+AVX2 static inline __attribute__ ((always_inline)) __m256
+nf4_sub_dot (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
+{
+  const __m128i m4 = _mm_set1_epi8 (15);
+  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
+  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
+  __m256 w0 = nf4_lut (_mm256_cvtepu8_epi32 (lo), tlo, thi);
+  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (hi), tlo, thi), _mm256_loadu_ps (x + 16), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 24), p);
+  return p;
+}
 
-#define NF4_MATVEC(NAME, ATTR, LUT, R)                                                            \
-  ATTR static void                                                                                \
-  NAME (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)             \
-  {                                                                                               \
-    const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code);                                          \
-    const __m256 thi = _mm256_loadu_ps (sutra_nf4_code + 8);                                      \
-    const __m256i sl = sq_shifts_lo (), sh = sq_shifts_hi ();                                     \
-    const float *xq = sq_permute_x (xp, (size_t) q->ngroups * SUTRA_NF4_GROUP);                   \
-    int r = r0;                                                                                   \
-    NF4_ROWS (R, LUT)                                                                             \
-    NF4_ROWS (1, LUT)                                                                             \
+/* Each block's partial sum is a chain of its own; only acc carries from block to block, so
+ * the out-of-order core overlaps blocks, and two rows interleaved give it more to overlap. */
+AVX2 static inline __attribute__ ((always_inline)) void
+nf4_matvec_body (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
+{
+  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
+  int r = r0;
+  /* two rows at a time: their chains interleave in program order and share the x loads */
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 pa = nf4_sub_dot (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      __m256 pb = nf4_sub_dot (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      pa = nf4_sub_dot (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
+      pb = nf4_sub_dot (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
+    }
+    float va = hsum_avx (acca), vb = hsum_avx (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
   }
+  for (; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    __m256 acc = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const uint8_t *b = row + (size_t) g * 32;
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 p = nf4_sub_dot (b, x, _mm256_setzero_ps (), true, tlo, thi);
+      p = nf4_sub_dot (b + 16, x + 32, p, false, tlo, thi);
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
+    }
+    float v = hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
+  }
+}
 
-/* AVX2 has 16 vector registers: 2 rows; AVX-512VL 32: 4 rows */
-NF4_MATVEC (nf4_matvec_avx2, AVX2, nf4_lut, 2)
+AVX2 static void
+nf4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
+{
+  nf4_matvec_body (q, xp, y, r0, r1, accum);
+}
 
 AVX2 static void
 nf4_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
@@ -335,7 +344,59 @@ nf4_lut512 (__m256i idx, __m256 tlo, __m256 thi)
   return _mm256_permutex2var_ps (tlo, idx, thi);
 }
 
-NF4_MATVEC (nf4_matvec_avx512, AVX512, nf4_lut512, 4)
+AVX512 static inline __attribute__ ((always_inline)) __m256
+nf4_sub_dot512 (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
+{
+  const __m128i m4 = _mm_set1_epi8 (15);
+  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
+  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
+  __m256 w0 = nf4_lut512 (_mm256_cvtepu8_epi32 (lo), tlo, thi);
+  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (hi), tlo, thi), _mm256_loadu_ps (x + 16),
+                       p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8)), tlo, thi),
+                       _mm256_loadu_ps (x + 24), p);
+  return p;
+}
+
+AVX512 static void
+nf4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
+{
+  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
+  int r = r0;
+  /* two rows at a time: their chains interleave in program order and share the x loads */
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 pa = nf4_sub_dot512 (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      __m256 pb = nf4_sub_dot512 (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
+      pa = nf4_sub_dot512 (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
+      pb = nf4_sub_dot512 (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
+    }
+    float va = hsum_avx (acca), vb = hsum_avx (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
+  }
+  for (; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    __m256 acc = _mm256_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const uint8_t *b = row + (size_t) g * 32;
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m256 p = nf4_sub_dot512 (b, x, _mm256_setzero_ps (), true, tlo, thi);
+      p = nf4_sub_dot512 (b + 16, x + 32, p, false, tlo, thi);
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
+    }
+    float v = hsum_avx (acc);
+    y[r] = accum ? y[r] + v : v;
+  }
+}
 
 AVX512 static void
 nf4_dequant_avx512 (const SutraQWeight *q, int r, int c0, int c1, float *dst)

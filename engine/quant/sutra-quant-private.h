@@ -169,12 +169,3 @@ sq_padded_cols (const SutraQWeight *q)
 #define SQ_SCRATCH_X 5            /* padded input of a matvec (caller thread) */
 #define SQ_SCRATCH_TILE 6         /* dequantized tile of a matmul (each thread) */
 #define SQ_SCRATCH_NAIVE 7        /* dequantized rows of the naive twins */
-#define SQ_SCRATCH_XPERM 3        /* lane-permuted input of the shift-decoding kernels (each thread) */
-
-/* The shift-decoding SIMD kernels (sutra-qsimd.h) decode 8 codes from one 64-bit broadcast
- * with per-lane variable shifts instead of byte shuffles: lane 2k holds element k and lane
- * 2k + 1 element 4 + k of a chunk of 8. They read x permuted the same way (xperm[8c + i] =
- * x[8c + SQ_LANE_ELEMS[i]]), so every lane still sums one class e % 8 in the documented order,
- * and the final reduction pairs the lanes where those classes sit: the results stay bit for
- * bit those of the scalar kernel. */
-#define SQ_LANE_ELEMS 0, 4, 1, 5, 2, 6, 3, 7
