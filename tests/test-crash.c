@@ -981,6 +981,7 @@ test_gguf_full_disk (Gguf *g, gconstpointer u)
     int rc = run_limited (&dk, &errs, argv);
     assert_disk_error (rc, errs, k ? "quantize on a full disk" : "GGUF export on a full disk");
     g_assert_nonnull (strstr (errs, target));        /* the error names the file */
+    g_assert_nonnull (strstr (errs, "not written (a previous"));   /* and what is safe */
     g_free (errs);
     if (k)
       check_quant (g, qout);
