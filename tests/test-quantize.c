@@ -790,6 +790,42 @@ test_cli_text (void)
   g_free (md);
 }
 
+/* The output head stays f32 unless asked for, whatever the architecture calls it: "lm_head"
+ * (Llama untied, Mamba tied), "head" (RWKV-4, untied). */
+static void
+test_head_names (void)
+{
+  static const char *const refs[] = { "hf-refs/llama-tiny", "hf-refs/rwkv4-tiny", "hf-refs/mamba-tiny" };
+  for (size_t r = 0; r < G_N_ELEMENTS (refs); r++) {
+    const char *dir = test_shared_path (refs[r]);
+    if (!dir)
+      return;
+    for (int head = 0; head < 2; head++) {
+      SutraModel *m;
+      SutraError err;
+      test_assert_ok (sutra_model_load (dir, &m, &err), &err);
+      SutraQuantizeOptions o = { 0 };
+      o.params = (SutraQuantParams) { SUTRA_QUANT_INT8, SUTRA_QMETHOD_RTN, 0, false };
+      o.quantize_lm_head = head;
+      SutraQuantizeSummary sum;
+      test_assert_ok (sutra_model_quantize (m, &o, &sum, &err), &err);
+      /* the head is the linear whose output is the vocabulary */
+      int heads = 0, packed_heads = 0, packed = 0;
+      for (size_t l = 0; l < m->n_linears; l++) {
+        bool is_head = m->linears[l]->out == m->cfg.vocab_size;
+        heads += is_head;
+        packed_heads += is_head && m->linears[l]->qw;
+        packed += m->linears[l]->qw != NULL;
+      }
+      g_assert_cmpint (heads, ==, 1);
+      g_assert_cmpint (packed_heads, ==, head);
+      g_assert_cmpint (packed, ==, (int) m->n_linears - 1 + head);
+      g_assert_cmpint (sum.n_quantized, ==, packed);
+      sutra_model_free (m);
+    }
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -808,5 +844,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/quantize/qlora-gradients", test_qlora_gradients);
   g_test_add_func ("/engine/quantize/cli", test_cli);
   g_test_add_func ("/engine/quantize/cli-text", test_cli_text);
+  g_test_add_func ("/engine/quantize/head-names", test_head_names);
   return g_test_run ();
 }
