@@ -23,6 +23,12 @@
 #define KL_MAX_AWQ_G32  0.070    /* [0.044] */
 #define KL_MAX_GPTQ_G32 0.060    /* [0.036] */
 #define INT8_MAX_PPL_CHANGE 0.01          /* the bound: within 1% */
+/* 4-bit (NF4, INT4 RTN g32/g64) on the default model: measured |ppl change| <= 0.72% on the
+ * 512 sampled held-out tokens here and <= 0.52% on the 24k-token held-out KJV text
+ * (bench/perplexity-table.sh, docs/quantization.md section 8); 2% leaves ~3x room for the
+ * sampling noise of 512 tokens and for a re-trained model of the same size. Not applied to the
+ * random llama-tiny fallback (NF4 +6% there: random weights have no redundancy to lose). */
+#define INT4_MAX_PPL_CHANGE_DEFAULT 0.02
 #define KV_STEP_REL_TOL 1e-5              /* decode step vs full forward on a packed model */
 #define QLORA_GRAD_REL_TOL 1e-4           /* LoRA grads on a packed base vs its f32 dequantization */
 
@@ -204,7 +210,10 @@ test_methods_close (void)
   }
 }
 
-/* AWQ and GPTQ must each beat round to nearest INT4 at the same group size (KL and ppl). */
+/* AWQ and GPTQ must each beat round to nearest INT4 at the same group size. Asserted on the mean
+ * KL to the float model; perplexity is printed but not compared: on 512 tokens its change is a
+ * signed, noisy quantity (GPTQ g64 lands below the float model's own perplexity here), while
+ * the KL measures the distance to the float model directly. */
 static void
 test_awq_gptq_beat_rtn (void)
 {
@@ -220,6 +229,9 @@ test_awq_gptq_beat_rtn (void)
   SutraQuantizeOptions on = options_for (SUTRA_QUANT_NF4, SUTRA_QMETHOD_RTN, 0, false);
   SutraQuantCompare cn = quantize_and_compare (dir, &on, NULL);
   g_test_message ("nf4: ppl %.4f -> %.4f, KL %.5f", cn.ppl_ref, cn.ppl_quant, cn.kl_mean);
+  bool is_default = g_str_has_suffix (dir, "sutra-kjv-mini");
+  if (is_default)
+    g_assert_cmpfloat (fabs (cn.ppl_quant / cn.ppl_ref - 1.0), <=, INT4_MAX_PPL_CHANGE_DEFAULT);
   for (int g = 32; g <= 64; g *= 2) {
     double kl[3], ppl[3], ref = 0;
     for (int m = 0; m < 3; m++) {
@@ -234,6 +246,8 @@ test_awq_gptq_beat_rtn (void)
                     "awq %.3f, gptq %.3f", g, kl[0], kl[1], kl[2], ref, ppl[0], ppl[1], ppl[2]);
     g_assert_cmpfloat (kl[SUTRA_QMETHOD_AWQ], <, kl[SUTRA_QMETHOD_RTN]);
     g_assert_cmpfloat (kl[SUTRA_QMETHOD_GPTQ], <, kl[SUTRA_QMETHOD_RTN]);
+    if (is_default)
+      g_assert_cmpfloat (fabs (ppl[SUTRA_QMETHOD_RTN] / ref - 1.0), <=, INT4_MAX_PPL_CHANGE_DEFAULT);
   }
 }
 
