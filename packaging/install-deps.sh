@@ -11,7 +11,7 @@ pkgs=(
   libjson-c-dev libcurl4-openssl-dev libopenblas-dev libpcre2-dev libutf8proc-dev
   xvfb xauth dbus fonts-dejavu-core desktop-file-utils appstream
   clang libclang-rt-14-dev
-  python3 bible-kjv-text
+  python3 bible-kjv bible-kjv-text
   imagemagick x11-utils
   file man-db groff-base libxml2-utils librsvg2-bin python3-yaml
 )

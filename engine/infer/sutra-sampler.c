@@ -2,6 +2,7 @@
  * in transformers' order (see sutra-sampler.h). Every buffer is sized to the vocabulary once,
  * in sutra_sampler_new. */
 #include "sutra-sampler.h"
+#include "sutra-rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,15 +61,6 @@ sutra_sampler_params_check (const SutraSamplerParams *p, SutraError *err)
 }
 
 /* splitmix64 seeds xoshiro256** (Blackman & Vigna, https://prng.di.unimi.it/) */
-static uint64_t
-splitmix64 (uint64_t *x)
-{
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 static inline uint64_t
 rotl (uint64_t x, int k)
 {
@@ -100,7 +92,7 @@ sutra_sampler_reset (SutraSampler *s, const SutraSamplerParams *p)
   s->p = *p;
   uint64_t x = p->seed;
   for (int i = 0; i < 4; i++)
-    s->rng[i] = splitmix64 (&x);
+    s->rng[i] = sutra_splitmix64 (&x);
   for (int i = 0; i < s->n_seen; i++)
     s->seen[s->seen_list[i]] = 0;
   for (int i = 0; i < s->n_gen; i++)

@@ -10,6 +10,7 @@
  *   dx += g W + (du A) * mask / (1 - p) */
 #include "sutra-linear.h"
 #include "sutra-ops.h"
+#include "sutra-rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,18 +32,6 @@ sutra_linear_clear (SutraLinear *l)
   sutra_linear_detach_lora (l);
   free (l->name);
   memset (l, 0, sizeof *l);
-}
-
-/* xorshift64* : the dropout mask generator (state saved in checkpoints) */
-static inline uint64_t
-rng_next (uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545F4914F6CDD1DULL;
 }
 
 static void
@@ -76,7 +65,7 @@ sutra_linear_forward (SutraLinear *l, float *out, const float *x, int N, SutraLi
     uint64_t thresh = (uint64_t) ((double) keep * 18446744073709551615.0);
     size_t n = (size_t) N * l->in;
     for (size_t i = 0; i < n; i++) {
-      saved->mask[i] = rng_next (rng) < thresh;
+      saved->mask[i] = sutra_xorshift64s (rng) < thresh;
       saved->xd[i] = saved->mask[i] ? x[i] * inv : 0.f;
     }
     xin = saved->xd;
@@ -269,4 +258,28 @@ sutra_linear_weight_bytes (const SutraLinear *l)
   if (l->qw)
     return sutra_qweight_bytes (l->qw);
   return sizeof (float) * (size_t) l->in * l->out;
+}
+
+size_t
+sutra_linear_saved_per_token (const SutraLinear *l)
+{
+  if (!l->lora)
+    return 0;
+  size_t n = (size_t) l->lora->r + 16;
+  if (l->lora->dropout > 0.f)
+    n += (size_t) l->in + (size_t) l->in / 4 + 16;   /* xd floats + mask bytes */
+  return n;
+}
+
+void
+sutra_linear_saved_carve (SutraLinearSaved *s, const SutraLinear *l, SutraArena *a, size_t N)
+{
+  memset (s, 0, sizeof *s);
+  if (!l->lora)
+    return;
+  s->xa = sutra_arena_floats (a, N * (size_t) l->lora->r);
+  if (l->lora->dropout > 0.f) {
+    s->xd = sutra_arena_floats (a, N * (size_t) l->in);
+    s->mask = sutra_arena_alloc (a, N * (size_t) l->in);
+  }
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "sutra-error.h"
 #include "sutra-quant.h"
+#include "sutra-tensor.h"
 
 typedef struct SutraLinear SutraLinear;
 
@@ -74,3 +75,10 @@ SutraStatus sutra_linear_make_trainable (SutraLinear *l, SutraError *err);
 SutraStatus sutra_linear_merge_lora (SutraLinear *l, SutraError *err);
 /* Bytes of base weight storage (f32 or packed). */
 size_t      sutra_linear_weight_bytes (const SutraLinear *l);
+
+/* Floats per token that sutra_linear_saved_carve takes for this layer (its adapter's u and, with
+ * dropout, the dropped input and mask; with slack for alignment); 0 without an adapter. */
+size_t      sutra_linear_saved_per_token (const SutraLinear *l);
+/* Carves the saved buffers of one call over N tokens from an arena (none without an adapter). */
+void        sutra_linear_saved_carve (SutraLinearSaved *s, const SutraLinear *l, SutraArena *a,
+                                      size_t N);

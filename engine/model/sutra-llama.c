@@ -151,19 +151,13 @@ llama_load (SutraModel *m, SutraError *err)
 /* activation memory                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
-/* LoRA saved floats per token for layer ly, and whether any dropout is on */
+/* LoRA saved floats per token for layer ly */
 static size_t
 lora_floats_per_token (Layer *ly)
 {
   size_t n = 0;
-  for (int p = 0; p < N_PROJ; p++) {
-    SutraLinear *l = *layer_proj (ly, p);
-    if (!l->lora)
-      continue;
-    n += (size_t) l->lora->r + 16;
-    if (l->lora->dropout > 0.f)
-      n += (size_t) l->in + (size_t) l->in / 4 + 16;   /* xd floats + mask bytes */
-  }
+  for (int p = 0; p < N_PROJ; p++)
+    n += sutra_linear_saved_per_token (*layer_proj (ly, p));
   return n;
 }
 
@@ -219,17 +213,8 @@ carve_acts (SutraArena *a, Acts *x, Layer *ly, const SutraModelConfig *c, int B,
   x->g = sutra_arena_floats (a, N * F);
   x->u = sutra_arena_floats (a, N * F);
   x->a = sutra_arena_floats (a, N * F);
-  for (int p = 0; p < N_PROJ; p++) {
-    SutraLinear *l = *layer_proj (ly, p);
-    memset (&x->saved[p], 0, sizeof x->saved[p]);
-    if (!l->lora)
-      continue;
-    x->saved[p].xa = sutra_arena_floats (a, N * (size_t) l->lora->r);
-    if (l->lora->dropout > 0.f) {
-      x->saved[p].xd = sutra_arena_floats (a, N * (size_t) l->in);
-      x->saved[p].mask = sutra_arena_alloc (a, N * (size_t) l->in);
-    }
-  }
+  for (int p = 0; p < N_PROJ; p++)
+    sutra_linear_saved_carve (&x->saved[p], *layer_proj (ly, p), a, N);
 }
 
 static SutraStatus

@@ -203,14 +203,8 @@ max_lora_per_token (const SutraModel *m)
   size_t mx = 0;
   for (int l = 0; l < m->cfg.n_layers; l++) {
     size_t n = 0;
-    for (int p = 0; p < N_PROJ; p++) {
-      const SutraLinear *q = M->layers[l].proj[p];
-      if (!q->lora)
-        continue;
-      n += (size_t) q->lora->r + 16;
-      if (q->lora->dropout > 0.f)
-        n += (size_t) q->in + (size_t) q->in / 4 + 16;
-    }
+    for (int p = 0; p < N_PROJ; p++)
+      n += sutra_linear_saved_per_token (M->layers[l].proj[p]);
     mx = n > mx ? n : mx;
   }
   return mx;
@@ -260,16 +254,8 @@ carve_acts (SutraArena *a, Acts *x, const Layer *ly, const SutraModelConfig *c, 
   x->g = sutra_arena_floats (a, N * I);
   if (!ly)
     return;
-  for (int p = 0; p < N_PROJ; p++) {
-    const SutraLinear *l = ly->proj[p];
-    if (!l->lora)
-      continue;
-    x->saved[p].xa = sutra_arena_floats (a, N * (size_t) l->lora->r);
-    if (l->lora->dropout > 0.f) {
-      x->saved[p].xd = sutra_arena_floats (a, N * (size_t) l->in);
-      x->saved[p].mask = sutra_arena_alloc (a, N * (size_t) l->in);
-    }
-  }
+  for (int p = 0; p < N_PROJ; p++)
+    sutra_linear_saved_carve (&x->saved[p], ly->proj[p], a, N);
 }
 
 static SutraStatus

@@ -2,6 +2,7 @@
  * linears and parameters from the checkpoint, fresh initialisation, trainability, saving. */
 #include "sutra-model.h"
 #include "sutra-fsutil.h"
+#include "sutra-rng.h"
 #include "sutra-qfile.h"
 
 #include <math.h>
@@ -62,21 +63,12 @@ sutra_model_load (const char *dir, SutraModel **out, SutraError *err)
 }
 
 /* ---- seeded normal numbers for fresh weights (splitmix64 + Box-Muller) ---- */
-static uint64_t
-splitmix (uint64_t *s)
-{
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 static void
 fill_normal (float *x, size_t n, float std, uint64_t *s)
 {
   for (size_t i = 0; i < n; i += 2) {
-    double u1 = ((splitmix (s) >> 11) + 1.0) * 0x1p-53;   /* (0, 1] */
-    double u2 = (splitmix (s) >> 11) * 0x1p-53;
+    double u1 = ((sutra_splitmix64 (s) >> 11) + 1.0) * 0x1p-53;   /* (0, 1] */
+    double u2 = (sutra_splitmix64 (s) >> 11) * 0x1p-53;
     double r = sqrt (-2.0 * log (u1));
     x[i] = (float) (r * cos (2 * M_PI * u2)) * std;
     if (i + 1 < n)

@@ -221,14 +221,8 @@ static size_t
 lora_floats_per_token (const Block *b)
 {
   size_t n = 0;
-  for (int p = 0; p < N_PROJ; p++) {
-    const SutraLinear *l = b->proj[p];
-    if (!l->lora)
-      continue;
-    n += (size_t) l->lora->r + 16;
-    if (l->lora->dropout > 0.f)
-      n += (size_t) l->in + (size_t) l->in / 4 + 16;
-  }
+  for (int p = 0; p < N_PROJ; p++)
+    n += sutra_linear_saved_per_token (b->proj[p]);
   return n;
 }
 
@@ -303,16 +297,8 @@ carve_acts (SutraArena *a, Acts *x, const Block *b, const SutraModelConfig *c, s
   x->fv = sutra_arena_floats (a, N * C);
   if (!b)
     return;
-  for (int p = 0; p < N_PROJ; p++) {
-    const SutraLinear *l = b->proj[p];
-    if (!l->lora)
-      continue;
-    x->saved[p].xa = sutra_arena_floats (a, N * (size_t) l->lora->r);
-    if (l->lora->dropout > 0.f) {
-      x->saved[p].xd = sutra_arena_floats (a, N * (size_t) l->in);
-      x->saved[p].mask = sutra_arena_alloc (a, N * (size_t) l->in);
-    }
-  }
+  for (int p = 0; p < N_PROJ; p++)
+    sutra_linear_saved_carve (&x->saved[p], b->proj[p], a, N);
 }
 
 static SutraStatus

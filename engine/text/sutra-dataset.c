@@ -8,6 +8,7 @@
  * offsets (the pools grow by realloc), and pointers are set once loading ends. The halves
  * made by sutra_dataset_split point into their source's pools. */
 #include "sutra-dataset-private.h"
+#include "sutra-rng.h"
 #include "sutra-tokenizer.h"
 
 #include <errno.h>
@@ -364,25 +365,16 @@ sutra_dataset_token_counts (const SutraDataset *ds, int64_t *tokens, int64_t *lo
 }
 
 /* ---- split ----
- * splitmix64 (Steele, Lea, Flood 2014; the constants of Vigna's reference code) drives a
+ * sutra_splitmix64 (Steele, Lea, Flood 2014; the constants of Vigna's reference code) drives a
  * Fisher-Yates shuffle (Knuth's Algorithm P, from the last position down); each draw in
  * [0, i] is unbiased by rejecting values below 2^64 mod (i + 1) (then r mod (i + 1)). */
-
-static uint64_t
-splitmix64 (uint64_t *state)
-{
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 static uint64_t
 uniform_below (uint64_t *state, uint64_t bound)
 {
   uint64_t threshold = (0 - bound) % bound;      /* 2^64 mod bound */
   for (;;) {
-    uint64_t r = splitmix64 (state);
+    uint64_t r = sutra_splitmix64 (state);
     if (r >= threshold)
       return r % bound;
   }

@@ -3,6 +3,7 @@
 #include "sutra-lora.h"
 #include "sutra-fsutil.h"
 #include "sutra-json.h"
+#include "sutra-rng.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
@@ -77,16 +78,6 @@ sutra_lora_matches (const SutraLoraConfig *c, const SutraModel *m, const char *n
   return false;
 }
 
-/* splitmix64 -> uniform floats in [-bound, bound) */
-static uint64_t
-mix (uint64_t *s)
-{
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 static float
 scale_for (const SutraLoraConfig *c)
 {
@@ -134,7 +125,7 @@ sutra_lora_attach (SutraModel *m, const SutraLoraConfig *c, uint64_t seed, int *
     float bound = 1.f / sqrtf ((float) l->in);
     size_t na = (size_t) c->r * l->in;
     for (size_t j = 0; j < na; j++)
-      l->lora->A[j] = ((float) ((mix (&s) >> 40) * 0x1p-24) * 2.f - 1.f) * bound;
+      l->lora->A[j] = ((float) ((sutra_splitmix64 (&s) >> 40) * 0x1p-24) * 2.f - 1.f) * bound;
     memset (l->lora->B, 0, sizeof (float) * (size_t) l->out * c->r);
     n++;
   }

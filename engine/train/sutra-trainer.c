@@ -13,6 +13,7 @@
 #include "sutra-hub.h"
 #include "sutra-loss.h"
 #include "sutra-pool.h"
+#include "sutra-rng.h"
 
 #include <errno.h>
 #include <math.h>
@@ -167,15 +168,6 @@ sutra_trainer_result_path (const SutraTrainer *t)
 /* data order                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
-static uint64_t
-splitmix (uint64_t *s)
-{
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 /* Rows are fixed for the run: row r covers examples [row_start[r], row_start[r + 1]) in
  * dataset order (one example per row, or consecutive examples greedily packed into seq_len).
  * An epoch visits the rows in order[] (a seeded permutation when shuffling). */
@@ -218,7 +210,7 @@ build_epoch (SutraTrainer *t, int epoch)
   if (t->cfg.shuffle && n > 1) {
     uint64_t s = t->cfg.seed ^ (0xD1B54A32D192ED03ULL * (uint64_t) (epoch + 1));
     for (size_t i = n - 1; i > 0; i--) {       /* Fisher-Yates */
-      size_t j = (size_t) (splitmix (&s) % (i + 1));
+      size_t j = (size_t) (sutra_splitmix64 (&s) % (i + 1));
       size_t tmp = t->order[i];
       t->order[i] = t->order[j];
       t->order[j] = tmp;
