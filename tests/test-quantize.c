@@ -25,8 +25,8 @@
 #define KL_MAX_GPTQ_G32 0.060    /* [0.036] */
 #define INT8_MAX_PPL_CHANGE 0.01          /* the bound: within 1% */
 /* 4-bit (NF4, INT4 RTN g64) on the default model, real held-out text (load_text_data): measured
- * ppl change +0.49% (NF4) and +0.56% (RTN g64) on the test's 3.3k tokens, and <= +1.4% for every
- * 4-bit row without --lm-head on ~12k held-out tokens (bench/perplexity-table.sh,
+ * ppl change +0.49% (NF4) and +0.56% (RTN g64) on the test's 3.3k tokens, and <= +0.90% for every
+ * 4-bit row without --lm-head on 12k held-out tokens (bench/perplexity-table.sh,
  * docs/quantization.md section 8); 2% leaves room for a re-trained model of the same size. Not
  * applied to the random llama-tiny fallback (NF4 +6% there: random weights have no redundancy). */
 #define INT4_MAX_PPL_CHANGE_DEFAULT 0.02
@@ -269,9 +269,11 @@ test_methods_close (void)
 
 /* AWQ and GPTQ must not be worse than round to nearest INT4 (groups of 64, the CLI's default) on
  * held-out data: on the default model that is real held-out KJV text (load_text_data). Asserted
- * on the mean KL to the float model, strictly (measured on the default model: AWQ 7% and GPTQ
- * 54% below RTN; the KL is a per-token distance to the float model, far less noisy than the
- * perplexity), and there on perplexity within AWQ_GPTQ_PPL_TOL of RTN's. */
+ * on the mean KL to the float model, strictly (measured here on the default model: AWQ 7% and
+ * GPTQ 54% below RTN; the KL is a per-token distance to the float model, far less noisy than the
+ * perplexity), and there on perplexity within AWQ_GPTQ_PPL_TOL of RTN's. AWQ's KL margin is the
+ * thin one and depends on the calibration text: 2% at g64 in bench/perplexity-table.sh's run
+ * (4096 training-text tokens), 8% with 16k (docs/quantization.md section 8). */
 static void
 test_awq_gptq_beat_rtn (void)
 {
