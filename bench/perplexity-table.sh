@@ -13,8 +13,8 @@
 # `sutra eval FOLDER --data eval.jsonl --reference SOURCE` (perplexity, KL vs the source model)
 # and `sutra bench generate --model FOLDER --threads $THREADS` (ms per decoded token after a
 # 64-token prompt, 128 steps, best of 2; rwkv.cpp's table also times one token at a time).
-# THREADS (default 2) is also exported as SUTRA_THREADS for quantize and eval. The source model's row is a plain
-# `sutra eval SOURCE`. Perplexity = exp(mean next-token NLL over every scored position); each row
+# THREADS (default 2) is also exported as SUTRA_THREADS for quantize and eval. The source
+# model's row is a plain `sutra eval SOURCE`. Perplexity = exp(mean next-token NLL over every scored position); each row
 # of eval.jsonl starts from an empty state/cache (rwkv.cpp instead runs the whole text as one
 # stream and skips the first N tokens).
 #
@@ -34,9 +34,10 @@
 #                  calibration ids are sampled from the model itself (`sutra generate`,
 #                  temperature 1, different seeds), so perplexity is about the model's own entropy:
 #                  a consistency check of the formats, not a quality measure.
-# The last three are skipped, with a message, when ../shared/testdata (or $SUTRA_SHARED/testdata)
-# is absent. Needs python3 (standard library only). Prints the markdown tables on stdout; raw JSON stays
-# in WORK_DIR/<model>/.
+# The last three are skipped, with a message, when ../shared/testdata (or
+# $SUTRA_SHARED/testdata) is absent. Needs python3 (standard library only). Prints the markdown
+# tables on stdout; raw JSON stays in WORK_DIR/<model>/. All four models: 8.4 CPU-minutes
+# (17 min wall on 2 cores shared at load 5-8; docs/quantization.md section 8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
