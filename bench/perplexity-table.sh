@@ -14,9 +14,9 @@
 # and `sutra bench generate --model FOLDER --threads $THREADS` (ms per decoded token after a
 # 64-token prompt, 128 steps, best of 2; rwkv.cpp's table also times one token at a time).
 # THREADS (default 2) is also exported as SUTRA_THREADS for quantize and eval. The source
-# model's row is a plain `sutra eval SOURCE`. Perplexity = exp(mean next-token NLL over every scored position); each row
-# of eval.jsonl starts from an empty state/cache (rwkv.cpp instead runs the whole text as one
-# stream and skips the first N tokens).
+# model's row is a plain `sutra eval SOURCE`. Perplexity = exp(mean next-token NLL over every
+# scored position); each row of eval.jsonl starts from an empty state/cache (rwkv.cpp instead
+# runs the whole text as one stream and skips the first N tokens).
 #
 # Models and data (prepared in WORK_DIR; nothing is written into the repository):
 #   kjv            data/models/sutra-kjv-mini (whatever model files are there), evaluated on
