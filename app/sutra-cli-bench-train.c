@@ -3,7 +3,8 @@
  * all seven projections), the same code path as the trainer (forward with saved activations,
  * fused loss gradient, backward, clipping, AdamW). Prints tokens/s, ms/step, achieved GFLOP/s,
  * the OpenBLAS sgemm GFLOP/s measured in the same run on the step's own matmul shapes, weight
- * memory, peak RSS, and with --profile the time per phase. */
+ * memory, peak RSS, and the time per phase (forward, loss, backward, optimizer) and per kind of
+ * work inside forward + backward (matmul, attention, norm, other). */
 #include "sutra-cli-bench.h"
 #include "sutra-loss.h"
 #include "sutra-lora.h"
@@ -129,7 +130,9 @@ bench_train (const SutraBenchOptions *o, json_object *out)
   memcpy (targets, ids + 1, sizeof (int) * (size_t) T);
   SutraBatch b = { 1, T, ids, NULL, NULL };
   double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0, total = 0;
+  SutraModelProfile pf = { { 0 } };              /* forward + backward by kind of work */
   for (int s = -1; s < steps; s++) {           /* step -1 warms up (reserves memory) */
+    m->profile = s >= 0 ? &pf : NULL;
     double t0 = sutra_bench_now ();
     sutra_model_zero_grad (m);
     float *logits;
@@ -178,7 +181,13 @@ bench_train (const SutraBenchOptions *o, json_object *out)
   json_object_object_add (prof, "loss_ms", json_object_new_double (t_loss / steps * 1e3));
   json_object_object_add (prof, "backward_ms", json_object_new_double (t_bwd / steps * 1e3));
   json_object_object_add (prof, "optimizer_ms", json_object_new_double (t_opt / steps * 1e3));
+  /* forward + backward split by kind: projections incl. LoRA and lm_head (matmul),
+   * attention with RoPE (attention), RMSNorm (norm), activations/residuals/embedding (other) */
+  static const char *kinds[SUTRA_PROF_COUNT] = { "matmul_ms", "attention_ms", "norm_ms", "other_ms" };
+  for (int k = 0; k < SUTRA_PROF_COUNT; k++)
+    json_object_object_add (prof, kinds[k], json_object_new_double (pf.seconds[k] / steps * 1e3));
   json_object_object_add (out, "profile", prof);
+  m->profile = NULL;
   sutra_optimizer_free (opt);
   free (ts);
   free (ids);

@@ -506,6 +506,114 @@ test_adapter_bad (void)
   }
 }
 
+/* ---- GGUF files ---- */
+
+/* Entries of dir whose name starts with base and holds ".tmp-": leftovers of a write. */
+static int
+tmp_leftovers (const char *dir, const char *base)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  g_assert_nonnull (d);
+  int n = 0;
+  const char *e;
+  while ((e = g_dir_read_name (d)))
+    n += g_str_has_prefix (e, base) && strstr (e, ".tmp-") != NULL;
+  g_dir_close (d);
+  return n;
+}
+
+static void
+test_gguf_bad (void)
+{
+  /* a good file to damage: the text model (it has a tokenizer) with an adapter, as GGUF */
+  const char *cfg = "{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4, \"target_modules\": [\"q_proj\"]}";
+  char *ad = adapter ("g-adapter", cfg, 16, false, false);
+  char *gdir = g_build_filename (in.tmp, "gguf", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (gdir, 0755), ==, 0);
+  char *good = g_build_filename (gdir, "good.gguf", NULL);
+  const char *eargv[] = { "export", ad, "--model", in.text_model, "--gguf", good, NULL };
+  g_free (expect (0, eargv, NULL));
+  GBytes *img = read_bytes (gdir, "good.gguf");
+  gsize n;
+  const guint8 *d = g_bytes_get_data (img, &n);
+  g_assert_cmpuint (n, >, 4096);
+  /* gguf-info: one line naming the file and the fault, exit 1 */
+  static const struct { const char *name; gsize len; int version; const char *want; } cases[] = {
+    { "not-gguf.gguf", 0, 0, "not a GGUF file" },             /* a JSON file under a .gguf name */
+    { "cut-magic.gguf", 3, 0, "truncated at byte" },
+    { "cut-header.gguf", 200, 0, "truncated" },             /* inside the metadata */
+    { "cut-data.gguf", 1, 0, "beyond the end" },              /* 1 = all but the last 1000 bytes */
+    { "v4.gguf", 0, 4, "unknown GGUF version 4" },
+    { "v1.gguf", 0, 1, "GGUF version 1" },
+    { "empty.gguf", 2, 0, "truncated at byte 0" },            /* 2 = an empty file */
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    guint8 *b = g_memdup2 (d, n);
+    gsize len = n;
+    if (i == 0) {
+      const char *j = "{\"architectures\": [\"LlamaForCausalLM\"]}\n";
+      memcpy (b, j, strlen (j));
+      len = strlen (j);
+    } else if (cases[i].len == 1) {
+      len = n - 1000;
+    } else if (cases[i].len == 2) {
+      len = 0;
+    } else if (cases[i].len) {
+      len = cases[i].len;
+    }
+    if (cases[i].version) {
+      guint32 v = (guint32) cases[i].version;
+      memcpy (b + 4, &v, 4);
+    }
+    write_bytes (gdir, cases[i].name, b, len);
+    char *p = g_build_filename (gdir, cases[i].name, NULL);
+    const char *argv[] = { "gguf-info", p, NULL }, *want[] = { p, cases[i].want, NULL };
+    g_free (expect (1, argv, want));
+    g_free (p);
+    g_free (b);
+  }
+  const char *margv[] = { "gguf-info", "/nonexistent/x.gguf", NULL };
+  const char *mwant[] = { "/nonexistent/x.gguf", "No such file", NULL };
+  g_free (expect (1, margv, mwant));
+  const char *dargv[] = { "gguf-info", gdir, NULL }, *dwant[] = { gdir, "not a regular file", NULL };
+  g_free (expect (1, dargv, dwant));
+  /* export --gguf onto an existing folder: refused before any work, the folder untouched */
+  char *folder = g_build_filename (gdir, "taken", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (folder, 0755), ==, 0);
+  write_bytes (folder, "keep.txt", "keep", 4);
+  const char *fargv[] = { "export", ad, "--model", in.text_model, "--gguf", folder, NULL };
+  const char *fwant[] = { folder, "is a folder", NULL };
+  g_free (expect (1, fargv, fwant));
+  GBytes *keep = read_bytes (folder, "keep.txt");
+  g_assert_cmpuint (g_bytes_get_size (keep), ==, 4);
+  g_bytes_unref (keep);
+  g_assert_cmpint (tmp_leftovers (gdir, "taken"), ==, 0);
+  /* an unknown --type: the types are named, nothing is written (a previous file stays) */
+  char *typed = g_build_filename (gdir, "typed.gguf", NULL);
+  const char *targv[] = { "export", ad, "--model", in.text_model, "--gguf", typed, "--type", "q3_k", NULL };
+  const char *twant[] = { "unknown GGUF type 'q3_k'", "q8_0", NULL };
+  g_free (expect (1, targv, twant));
+  g_assert_false (g_file_test (typed, G_FILE_TEST_EXISTS));
+  targv[5] = good;
+  g_free (expect (1, targv, twant));
+  GBytes *after = read_bytes (gdir, "good.gguf");
+  g_assert_true (g_bytes_equal (after, img));
+  g_bytes_unref (after);
+  g_assert_cmpint (tmp_leftovers (gdir, ""), ==, 0);
+  /* gguf-export with the same faults */
+  const char *gargv[] = { "gguf-export", in.text_model, "--out", folder, NULL };
+  g_free (expect (1, gargv, fwant));
+  const char *g2argv[] = { "gguf-export", in.text_model, "--out", typed, "--type", "q3_k", NULL };
+  g_free (expect (1, g2argv, twant));
+  g_assert_false (g_file_test (typed, G_FILE_TEST_EXISTS));
+  g_bytes_unref (img);
+  g_free (typed);
+  g_free (folder);
+  g_free (good);
+  g_free (gdir);
+  g_free (ad);
+}
+
 /* ---- settings and run folders ---- */
 
 static void
@@ -600,6 +708,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bad-input/data-imperfect-rows", test_data_imperfect_rows);
   g_test_add_func ("/engine/bad-input/tokenizer-corrupt", test_tokenizer_corrupt);
   g_test_add_func ("/engine/bad-input/adapter-bad", test_adapter_bad);
+  g_test_add_func ("/engine/bad-input/gguf-bad", test_gguf_bad);
   g_test_add_func ("/engine/bad-input/settings-bad", test_settings_bad);
   g_test_add_func ("/engine/bad-input/resume-bad", test_resume_bad);
   int rc = g_test_run ();

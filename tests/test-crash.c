@@ -17,9 +17,16 @@
  * does not fit is a one-line error naming the checkpoint and the cause; the previous
  * checkpoint stays complete, nothing temporary is left, and after space is freed `sutra resume`
  * finishes the run identical to the reference. A re-export that does not fit leaves the
- * previous export byte-identical. */
+ * previous export byte-identical.
+ *
+ * gguf-export-kill / quantize-kill: `sutra export RUN --gguf OUT.gguf` and `sutra quantize MODEL
+ * --method nf4 --out DIR` SIGKILLed at random moments and inside their writes: the output is
+ * absent or complete (opens / loads) and equal byte for byte to an uninterrupted run's, and the
+ * next run leaves no temporary of the killed ones. gguf-quantize-full-disk: both on a full disk
+ * beside a previous output: one error line naming the file, the previous output intact. */
 #include "test-util.h"
 #include "sutra-fsutil.h"
+#include "sutra-gguf.h"
 #include "sutra-lora.h"
 #include "sutra-model.h"
 #include "sutra-trainer-private.h"
@@ -727,6 +734,268 @@ test_full_disk (Crash *c, gconstpointer u)
   g_free (small);
 }
 
+/* ---- GGUF exports and `sutra quantize`: killed at random moments, and on a full disk ---- */
+
+#define GGUF_KILLS 8              /* per command: half at a random moment, half inside the write */
+
+typedef struct {
+  char *tmp, *model, *run, *out_dir, *ref_gguf, *ref_quant;
+  size_t gguf_bytes, quant_bytes;
+} Gguf;
+
+static void
+gguf_setup (Gguf *g, gconstpointer u)
+{
+  memset (g, 0, sizeof *g);
+  g->tmp = g_strdup (test_tmpdir ());
+  /* hidden 128: every linear splits into NF4's blocks of 64; vocab 320 holds the tokenizer */
+  g->model = test_tiny_model_folder (g->tmp, "model", 128, 2, 320, 11);
+  GString *corpus = g_string_new (NULL);
+  for (int i = 0; i < 40; i++)
+    g_string_append_printf (corpus, "the quick brown fox jumps over the lazy dog %d\n", i);
+  char *cp = g_build_filename (g->tmp, "corpus.txt", NULL), *tok = g_build_filename (g->model, "tokenizer.json", NULL);
+  g_assert_true (g_file_set_contents (cp, corpus->str, -1, NULL));
+  g_string_free (corpus, TRUE);
+  char *errs = NULL;
+  const char *targv[] = { "tokenizer-train", "--input", cp, "--vocab-size", "300", "--out", tok, NULL };
+  if (test_run_cli (NULL, &errs, targv) != 0)
+    g_error ("tokenizer-train failed: %s", errs);
+  g_free (errs);
+  g_free (cp);
+  g_free (tok);
+  /* a short LoRA run: its adapter is what `sutra export RUN --gguf` merges */
+  char *data = test_tiny_dataset (g->tmp, "rows.jsonl", 40, 10, 64);
+  g->run = g_build_filename (g->tmp, "run", NULL);
+  char *json = g_strdup_printf ("{\"model\": \"%s\", \"data\": \"%s\", \"output_dir\": \"%s\", "
+                                "\"lora_r\": 4, \"max_steps\": 4, \"micro_batch_size\": 2, "
+                                "\"seq_len\": 16, \"save_every\": 0, \"threads\": 1, \"seed\": 5}",
+                                g->model, data, g->run);
+  char *cfg = g_build_filename (g->tmp, "run.json", NULL);
+  g_assert_true (g_file_set_contents (cfg, json, -1, NULL));
+  const char *argv[] = { "train", cfg, "--quiet", NULL };
+  if (test_run_cli (NULL, &errs, argv) != 0)
+    g_error ("training failed: %s", errs);
+  g_free (errs);
+  g_free (json);
+  g_free (cfg);
+  g_free (data);
+  /* the uninterrupted results everything is compared with */
+  g->ref_gguf = g_build_filename (g->tmp, "ref.gguf", NULL);
+  const char *eargv[] = { "export", g->run, "--model", g->model, "--gguf", g->ref_gguf, NULL };
+  if (test_run_cli (NULL, &errs, eargv) != 0)
+    g_error ("reference GGUF export failed: %s", errs);
+  g_free (errs);
+  g->ref_quant = g_build_filename (g->tmp, "ref-nf4", NULL);
+  const char *qargv[] = { "quantize", g->model, "--method", "nf4", "--out", g->ref_quant, NULL };
+  if (test_run_cli (NULL, &errs, qargv) != 0)
+    g_error ("reference quantize failed: %s", errs);
+  g_free (errs);
+  GStatBuf st;
+  g_assert_cmpint (g_stat (g->ref_gguf, &st), ==, 0);
+  g->gguf_bytes = (size_t) st.st_size;
+  g->quant_bytes = dir_pages_bytes (g->ref_quant);
+  g->out_dir = g_build_filename (g->tmp, "out", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (g->out_dir, 0755), ==, 0);
+}
+
+static void
+gguf_teardown (Gguf *g, gconstpointer u)
+{
+  g_free (g->tmp); g_free (g->model); g_free (g->run); g_free (g->out_dir); g_free (g->ref_gguf);
+  g_free (g->ref_quant);
+}
+
+static void
+assert_same_file (const char *a, const char *b)
+{
+  char *da, *db;
+  gsize na, nb;
+  g_assert_true (g_file_get_contents (a, &da, &na, NULL));
+  g_assert_true (g_file_get_contents (b, &db, &nb, NULL));
+  if (na != nb || memcmp (da, db, na))
+    g_error ("%s differs from %s (%zu vs %zu bytes)", b, a, nb, na);
+  g_free (da);
+  g_free (db);
+}
+
+/* out.gguf is complete: our reader opens it and it equals the uninterrupted export */
+static void
+check_gguf (Gguf *g, const char *path)
+{
+  SutraGguf *f;
+  SutraError err;
+  if (sutra_gguf_open (path, &f, &err))
+    g_error ("%s is not a complete GGUF file: %s", path, err.message);
+  sutra_gguf_free (f);
+  assert_same_file (g->ref_gguf, path);
+}
+
+/* the quantized folder is complete: it loads, and every file equals the uninterrupted one's */
+static void
+check_quant (Gguf *g, const char *dir)
+{
+  SutraModel *m;
+  SutraError err;
+  if (sutra_model_load (dir, &m, &err))
+    g_error ("%s is not a complete quantized model: %s", dir, err.message);
+  sutra_model_free (m);
+  GDir *d = g_dir_open (g->ref_quant, 0, NULL);
+  const char *n;
+  int files = 0;
+  while ((n = g_dir_read_name (d))) {
+    char *a = g_build_filename (g->ref_quant, n, NULL), *b = g_build_filename (dir, n, NULL);
+    assert_same_file (a, b);
+    files++;
+    g_free (a);
+    g_free (b);
+  }
+  g_dir_close (d);
+  g_assert_cmpint (files, >=, 3);                 /* weights, config, tokenizer */
+}
+
+/* argv's child killed GGUF_KILLS times, each after a random delay within an uninterrupted
+ * run's duration or, every other time, inside its write (the temporary `base`.tmp-<pid>-<n>
+ * exists). After each kill the output is absent (never, once it existed) or complete. The last
+ * run is not killed: it must give the uninterrupted result and leave no temporary behind,
+ * including those of the killed writers. */
+static void
+kill_writes (Gguf *g, const char *const *argv, const char *base, bool folder)
+{
+  char *out = g_build_filename (g->out_dir, base, NULL);
+  /* how long one uninterrupted (slowed) run takes */
+  gint64 t0 = g_get_monotonic_time ();
+  GPid pid = spawn_cli (argv, true);
+  int status;
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  gint64 t_run = g_get_monotonic_time () - t0;
+  sutra_rm_rf (out, NULL);
+  int kills = 0, in_write = 0, finished = 0, leftovers = 0;
+  bool existed = false;
+  for (int i = 0; i < GGUF_KILLS; i++) {
+    pid = spawn_cli (argv, true);
+    t0 = g_get_monotonic_time ();
+    gint64 delay = g_test_rand_int_range (0, (gint32) t_run);
+    bool aimed = i % 2 == 1;
+    for (;;) {
+      if (reaped (pid, &status)) {
+        g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+        finished++;
+        break;
+      }
+      bool now = aimed ? has_tmp (g->out_dir, base, pid) : g_get_monotonic_time () - t0 > delay;
+      if (now) {
+        if (aimed)
+          g_usleep ((gulong) g_test_rand_int_range (0, SLOW_WRITE_MS * 1000));
+        in_write += has_tmp (g->out_dir, base, pid);
+        kill_child (pid);
+        kills++;
+        leftovers += has_tmp (g->out_dir, base, pid);
+        break;
+      }
+      tick (t0, "a GGUF export or quantize write");
+    }
+    bool exists = g_file_test (out, G_FILE_TEST_EXISTS);
+    g_assert_true (exists || !existed);            /* a replaced output is never missing */
+    if (exists) {
+      if (folder)
+        check_quant (g, out);
+      else
+        check_gguf (g, out);
+    }
+    existed = exists;
+  }
+  char *errs = NULL;
+  if (test_run_cli (NULL, &errs, argv) != 0)
+    g_error ("%s after the kills failed: %s", argv[0], errs);
+  g_free (errs);
+  if (folder)
+    check_quant (g, out);
+  else
+    check_gguf (g, out);
+  g_assert_false (has_tmp (g->out_dir, base, 0));  /* dead writers' temporaries cleaned too */
+  g_test_message ("sutra %s: %d kills (%d inside the write, %d left a temporary behind), %d "
+                  "runs finished before their kill; one run %.2f s", argv[0], kills, in_write,
+                  leftovers, finished, (double) t_run / G_USEC_PER_SEC);
+  g_assert_cmpint (kills, >=, GGUF_KILLS / 2);
+  g_assert_cmpint (in_write, >=, GGUF_KILLS / 2 - 2);  /* loaded machines may land a few late */
+  if (!folder)
+    g_assert_cmpint (leftovers, >=, 1);            /* the cleaning was exercised */
+  g_free (out);
+}
+
+static void
+test_gguf_kill (Gguf *g, gconstpointer u)
+{
+  char *out = g_build_filename (g->out_dir, "model.gguf", NULL);
+  const char *argv[] = { "export", g->run, "--model", g->model, "--gguf", out, NULL };
+  kill_writes (g, argv, "model.gguf", false);
+  g_free (out);
+}
+
+static void
+test_quantize_kill (Gguf *g, gconstpointer u)
+{
+  char *out = g_build_filename (g->out_dir, "nf4", NULL);
+  const char *argv[] = { "quantize", g->model, "--method", "nf4", "--out", out, "--overwrite", NULL };
+  kill_writes (g, argv, "nf4", true);
+  g_free (out);
+}
+
+/* A GGUF export and a quantize that do not fit beside their previous output: one line naming
+ * the file and the cause, exit 1, the previous output byte-identical, nothing temporary left. */
+static void
+test_gguf_full_disk (Gguf *g, gconstpointer u)
+{
+  char *small = g_build_filename (g->tmp, "small", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (small, 0755), ==, 0);
+  Disk dk = { !g_getenv ("SUTRA_TEST_NO_TMPFS") && enter_mount_namespace (), 0 };
+  if (dk.tmpfs)
+    dk.tmpfs = mount ("tmpfs", small, "tmpfs", 0, "size=64m") == 0;
+  g_test_message ("full disk by %s; GGUF %zu bytes, NF4 folder %zu bytes",
+                  dk.tmpfs ? "a small tmpfs in a private mount namespace"
+                           : "RLIMIT_FSIZE (no tmpfs could be mounted here)", g->gguf_bytes,
+                  g->quant_bytes);
+  char *out = g_build_filename (small, "model.gguf", NULL), *qout = g_build_filename (small, "nf4", NULL);
+  const char *eargv[] = { "export", g->run, "--model", g->model, "--gguf", out, NULL };
+  const char *qargv[] = { "quantize", g->model, "--method", "nf4", "--out", qout, "--overwrite", NULL };
+  for (int k = 0; k < 2; k++) {
+    const char *const *argv = k ? qargv : eargv;
+    const char *target = k ? qout : out;
+    char *errs = NULL;
+    if (dk.tmpfs)
+      g_assert_cmpint (mount (NULL, small, NULL, MS_REMOUNT, "size=64m"), ==, 0);
+    if (test_run_cli (NULL, &errs, argv) != 0)        /* the first fits */
+      g_error ("%s failed: %s", argv[0], errs);
+    g_free (errs);
+    if (dk.tmpfs) {
+      /* room for the previous output and half of a new one */
+      size_t used = (g->gguf_bytes + 4095) / 4096 * 4096 + (k ? g->quant_bytes : 0) + 2 * 4096;
+      size_t want = used + (k ? g->quant_bytes : g->gguf_bytes) / 2;
+      char *opt = g_strdup_printf ("size=%zu", (want + 4095) / 4096 * 4096);
+      g_assert_cmpint (mount (NULL, small, NULL, MS_REMOUNT, opt), ==, 0);
+      g_free (opt);
+    } else {
+      dk.limit = (k ? g->quant_bytes : g->gguf_bytes) / 4;
+    }
+    int rc = run_limited (&dk, &errs, argv);
+    assert_disk_error (rc, errs, k ? "quantize on a full disk" : "GGUF export on a full disk");
+    g_assert_nonnull (strstr (errs, target));        /* the error names the file */
+    g_assert_nonnull (strstr (errs, "not written (a previous"));   /* and what is safe */
+    g_free (errs);
+    if (k)
+      check_quant (g, qout);
+    else
+      check_gguf (g, out);
+    g_assert_false (has_tmp (small, k ? "nf4" : "model.gguf", 0));
+  }
+  if (dk.tmpfs)
+    umount2 (small, MNT_DETACH);
+  g_free (out);
+  g_free (qout);
+  g_free (small);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -734,5 +1003,9 @@ main (int argc, char **argv)
   g_test_add ("/slow/crash/kill-resume", Crash, NULL, crash_setup, test_kill_resume, crash_teardown);
   g_test_add ("/slow/crash/stop-signals", Crash, NULL, crash_setup, test_stop_signals, crash_teardown);
   g_test_add ("/slow/crash/full-disk", Crash, NULL, crash_setup, test_full_disk, crash_teardown);
+  g_test_add ("/slow/crash/gguf-export-kill", Gguf, NULL, gguf_setup, test_gguf_kill, gguf_teardown);
+  g_test_add ("/slow/crash/quantize-kill", Gguf, NULL, gguf_setup, test_quantize_kill, gguf_teardown);
+  g_test_add ("/slow/crash/gguf-quantize-full-disk", Gguf, NULL, gguf_setup, test_gguf_full_disk,
+              gguf_teardown);
   return g_test_run ();
 }

@@ -159,6 +159,40 @@ test_recover_leftovers (void)
   g_free (final);
 }
 
+/* A single-file writer (a GGUF export) killed mid-write left "<file>.tmp-<pid>-<n>": the next
+ * write of the same file removes it; a live writer's temporary and other files' stay. */
+static void
+test_recover_file_leftovers (void)
+{
+  char *dir = g_build_filename (test_tmpdir (), "single", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  char *final = g_build_filename (dir, "model.gguf", NULL);
+  int dead = dead_pid (), live = (int) getppid ();
+  char *dtmp = g_strdup_printf ("%s.tmp-%d-4", final, dead);
+  char *ltmp = g_strdup_printf ("%s.tmp-%d-5", final, live);
+  char *other = g_strdup_printf ("%s/other.gguf.tmp-%d-6", dir, dead);
+  char *odd = g_strdup_printf ("%s.tmp-x-%d", final, dead);          /* not a writer's name */
+  const char *made[] = { dtmp, ltmp, other, odd };
+  for (size_t i = 0; i < G_N_ELEMENTS (made); i++)
+    g_assert_true (g_file_set_contents (made[i], "half", -1, NULL));
+  SutraError err;
+  test_assert_ok (sutra_write_file_atomic (final, "whole", 5, &err), &err);
+  char *s = read_text (final);
+  g_assert_cmpstr (s, ==, "whole");
+  g_free (s);
+  g_assert_false (g_file_test (dtmp, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (ltmp, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (other, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (odd, G_FILE_TEST_EXISTS));
+  sutra_rm_rf (dir, NULL);
+  g_free (dtmp);
+  g_free (ltmp);
+  g_free (other);
+  g_free (odd);
+  g_free (final);
+  g_free (dir);
+}
+
 static void
 test_safe_relative (void)
 {
@@ -233,6 +267,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/fsutil/atomic-file", test_atomic_file);
   g_test_add_func ("/engine/fsutil/tmpdir-replace", test_tmpdir_replace);
   g_test_add_func ("/engine/fsutil/recover-leftovers", test_recover_leftovers);
+  g_test_add_func ("/engine/fsutil/recover-file-leftovers", test_recover_file_leftovers);
   g_test_add_func ("/engine/fsutil/safe-relative", test_safe_relative);
   g_test_add_func ("/engine/fsutil/check-inside", test_check_inside);
   return g_test_run ();

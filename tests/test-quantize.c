@@ -9,6 +9,7 @@
 #include "sutra-pool.h"
 #include "sutra-qfile.h"
 #include "sutra-quantize.h"
+#include "sutra-tokenizer.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,6 +24,18 @@
 #define KL_MAX_AWQ_G32  0.070    /* [0.044] */
 #define KL_MAX_GPTQ_G32 0.060    /* [0.036] */
 #define INT8_MAX_PPL_CHANGE 0.01          /* the bound: within 1% */
+/* 4-bit (NF4, INT4 RTN g64) on the default model, real held-out text (load_text_data): measured
+ * ppl change +0.49% (NF4) and +0.56% (RTN g64) on the test's 3.3k tokens, and <= +0.90% for every
+ * 4-bit row without --lm-head on 12k held-out tokens (bench/perplexity-table.sh,
+ * docs/quantization.md section 8); 2% leaves room for a re-trained model of the same size. Not
+ * applied to the random llama-tiny fallback (NF4 +6% there: random weights have no redundancy). */
+#define INT4_MAX_PPL_CHANGE_DEFAULT 0.02
+/* AWQ/GPTQ vs RTN perplexity on the default model: "not worse" up to 0.6%. Measured paired
+ * per-window differences of mean NLL (AWQ - RTN, GPTQ - RTN, g64) over 24 held-out windows of 512
+ * (12.3k tokens): AWQ -0.13% (standard error 0.13%), GPTQ -0.38% (SE 0.16%); scaled to the
+ * test's 3.3k tokens the SE is 0.25-0.30%, so a method no better than RTN lands within 2 SE,
+ * 0.6%, of it. In the test: AWQ -0.77%, GPTQ -0.18% of RTN. */
+#define AWQ_GPTQ_PPL_TOL 0.006
 #define KV_STEP_REL_TOL 1e-5              /* decode step vs full forward on a packed model */
 #define QLORA_GRAD_REL_TOL 1e-4           /* LoRA grads on a packed base vs its f32 dequantization */
 
@@ -47,8 +60,9 @@ quant_model_dir (void)
 
 typedef struct {
   char *dir;
-  int *calib, *held;          /* token ids sampled from the float model */
+  int *calib, *held;          /* token ids: sampled from the float model, or real text */
   int n_calib, n_held;
+  int held_ctx;               /* windows the held-out ids are scored in */
   SutraBatch batches[16];
   int n_batches;
 } Data;
@@ -89,8 +103,51 @@ sample_tokens (SutraModel *m, int *out, int n, int first, guint32 seed)
   m->vt->state_free (st);
 }
 
+/* The default model is trained on the KJV, so it is measured on real text the way a user would:
+ * tests/data/kjv-heldout-{calib,eval}.txt are 3 + 4 of data/tools/prepare_corpus.py's held-out
+ * chapters (every 40th chapter, never trained on; calib: Psalms 2, Proverbs 12, Psalms 42;
+ * eval: Genesis 40, Job 4, Isaiah 41, John 3), tokenized with the model's tokenizer (BOS first).
+ * Calibration: the first 8 windows of 128 tokens (1024); held-out: all ~3.3k tokens, scored in
+ * windows of 256. */
+static int *
+text_ids (const SutraTokenizer *tok, const char *file, int *n)
+{
+  char *text;
+  gsize len;
+  g_assert_true (g_file_get_contents (test_source_path (file), &text, &len, NULL));
+  SutraEncoding enc;
+  SutraError err;
+  test_assert_ok (sutra_tokenizer_encode (tok, text, len, SUTRA_ENCODE_ADD_SPECIAL, &enc, &err), &err);
+  int *ids = g_new (int, enc.n);
+  for (size_t i = 0; i < enc.n; i++)
+    ids[i] = enc.ids[i];
+  *n = (int) enc.n;
+  sutra_encoding_clear (&enc);
+  g_free (text);
+  return ids;
+}
+
+static void
+load_text_data (const char *dir)
+{
+  SutraTokenizer *tok;
+  SutraError err;
+  test_assert_ok (sutra_tokenizer_load (dir, &tok, &err), &err);
+  const int W = 128;
+  data.calib = text_ids (tok, "tests/data/kjv-heldout-calib.txt", &data.n_calib);
+  data.held = text_ids (tok, "tests/data/kjv-heldout-eval.txt", &data.n_held);
+  data.held_ctx = 256;
+  sutra_tokenizer_free (tok);
+  g_assert_cmpint (data.n_calib, >=, 8 * W);
+  g_assert_cmpint (data.n_held, >=, 3000);
+  data.n_calib = 8 * W;
+  for (int k = 0; k < 8; k++)
+    data.batches[k] = (SutraBatch) { 1, W, data.calib + k * W, NULL, NULL };
+  data.n_batches = 8;
+}
+
 /* Samples calibration (8 x 128) and held-out (4 x 128) ids from the model in dir, once per
- * model; `data` then holds them. */
+ * model (the default model reads real held-out text instead); `data` then holds them. */
 static const char *
 ensure_data_for (const char *dir)
 {
@@ -105,6 +162,11 @@ ensure_data_for (const char *dir)
     return dir;
   memset (&data, 0, sizeof data);
   data.dir = g_strdup (dir);
+  if (g_str_has_suffix (dir, "sutra-kjv-mini")) {
+    load_text_data (dir);
+    return dir;
+  }
+  data.held_ctx = 128;
   SutraModel *m;
   SutraError err;
   test_assert_ok (sutra_model_load (dir, &m, &err), &err);
@@ -168,7 +230,8 @@ quantize_and_compare (const char *dir, const SutraQuantizeOptions *o, SutraQuant
   test_assert_ok (sutra_model_load (dir, &q, &err), &err);
   test_assert_ok (sutra_model_quantize (q, o, sum, &err), &err);
   SutraQuantCompare c;
-  test_assert_ok (sutra_quant_compare (ref, q, data.held, data.n_held, 128, NULL, &c, &err), &err);
+  test_assert_ok (sutra_quant_compare (ref, q, data.held, data.n_held, data.held_ctx, NULL, &c, &err),
+                  &err);
   sutra_model_free (ref);
   sutra_model_free (q);
   return c;
@@ -204,14 +267,20 @@ test_methods_close (void)
   }
 }
 
-/* AWQ and GPTQ must each beat round to nearest INT4 at the same group size (KL and ppl). */
+/* AWQ and GPTQ must not be worse than round to nearest INT4 (groups of 64, the CLI's default) on
+ * held-out data: on the default model that is real held-out KJV text (load_text_data). Asserted
+ * on the mean KL to the float model, strictly (measured here on the default model: AWQ 7% and
+ * GPTQ 54% below RTN; the KL is a per-token distance to the float model, far less noisy than the
+ * perplexity), and there on perplexity within AWQ_GPTQ_PPL_TOL of RTN's. AWQ's KL margin is the
+ * thin one and depends on the calibration text: 2% at g64 in bench/perplexity-table.sh's run
+ * (4096 training-text tokens), 8% with 16k (docs/quantization.md section 8). */
 static void
 test_awq_gptq_beat_rtn (void)
 {
   const char *dir = ensure_data_for (quant_model_dir ());
   if (!dir)
     return;
-  g_test_message ("model: %s", dir);
+  g_test_message ("model: %s, %d held-out tokens", dir, data.n_held);
   /* INT8 keeps perplexity within 1% (the bound) */
   SutraQuantizeOptions o8 = options_for (SUTRA_QUANT_INT8, SUTRA_QMETHOD_RTN, 0, false);
   SutraQuantCompare c8 = quantize_and_compare (dir, &o8, NULL);
@@ -220,20 +289,27 @@ test_awq_gptq_beat_rtn (void)
   SutraQuantizeOptions on = options_for (SUTRA_QUANT_NF4, SUTRA_QMETHOD_RTN, 0, false);
   SutraQuantCompare cn = quantize_and_compare (dir, &on, NULL);
   g_test_message ("nf4: ppl %.4f -> %.4f, KL %.5f", cn.ppl_ref, cn.ppl_quant, cn.kl_mean);
-  for (int g = 32; g <= 64; g *= 2) {
-    double kl[3], ppl[3], ref = 0;
-    for (int m = 0; m < 3; m++) {
-      SutraQuantizeOptions o = options_for (SUTRA_QUANT_INT4, (SutraQuantMethod) m, g, false);
-      SutraQuantizeSummary sum;
-      SutraQuantCompare c = quantize_and_compare (dir, &o, &sum);
-      kl[m] = c.kl_mean;
-      ppl[m] = c.ppl_quant;
-      ref = c.ppl_ref;
-    }
-    g_test_message ("int4 g%d held-out KL: rtn %.5f, awq %.5f, gptq %.5f; ppl %.3f: rtn %.3f, "
-                    "awq %.3f, gptq %.3f", g, kl[0], kl[1], kl[2], ref, ppl[0], ppl[1], ppl[2]);
-    g_assert_cmpfloat (kl[SUTRA_QMETHOD_AWQ], <, kl[SUTRA_QMETHOD_RTN]);
-    g_assert_cmpfloat (kl[SUTRA_QMETHOD_GPTQ], <, kl[SUTRA_QMETHOD_RTN]);
+  bool is_default = g_str_has_suffix (dir, "sutra-kjv-mini");
+  if (is_default)
+    g_assert_cmpfloat (fabs (cn.ppl_quant / cn.ppl_ref - 1.0), <=, INT4_MAX_PPL_CHANGE_DEFAULT);
+  const int g = 64;
+  double kl[3], ppl[3], ref = 0;
+  for (int m = 0; m < 3; m++) {
+    SutraQuantizeOptions o = options_for (SUTRA_QUANT_INT4, (SutraQuantMethod) m, g, false);
+    SutraQuantizeSummary sum;
+    SutraQuantCompare c = quantize_and_compare (dir, &o, &sum);
+    kl[m] = c.kl_mean;
+    ppl[m] = c.ppl_quant;
+    ref = c.ppl_ref;
+  }
+  g_test_message ("int4 g%d held-out KL: rtn %.5f, awq %.5f, gptq %.5f; ppl %.3f: rtn %.3f, "
+                  "awq %.3f, gptq %.3f", g, kl[0], kl[1], kl[2], ref, ppl[0], ppl[1], ppl[2]);
+  g_assert_cmpfloat (kl[SUTRA_QMETHOD_AWQ], <, kl[SUTRA_QMETHOD_RTN]);
+  g_assert_cmpfloat (kl[SUTRA_QMETHOD_GPTQ], <, kl[SUTRA_QMETHOD_RTN]);
+  if (is_default) {
+    g_assert_cmpfloat (ppl[SUTRA_QMETHOD_AWQ], <=, ppl[SUTRA_QMETHOD_RTN] * (1.0 + AWQ_GPTQ_PPL_TOL));
+    g_assert_cmpfloat (ppl[SUTRA_QMETHOD_GPTQ], <=, ppl[SUTRA_QMETHOD_RTN] * (1.0 + AWQ_GPTQ_PPL_TOL));
+    g_assert_cmpfloat (fabs (ppl[SUTRA_QMETHOD_RTN] / ref - 1.0), <=, INT4_MAX_PPL_CHANGE_DEFAULT);
   }
 }
 
@@ -790,6 +866,42 @@ test_cli_text (void)
   g_free (md);
 }
 
+/* The output head stays f32 unless asked for, whatever the architecture calls it: "lm_head"
+ * (Llama untied, Mamba tied), "head" (RWKV-4, untied). */
+static void
+test_head_names (void)
+{
+  static const char *const refs[] = { "hf-refs/llama-tiny", "hf-refs/rwkv4-tiny", "hf-refs/mamba-tiny" };
+  for (size_t r = 0; r < G_N_ELEMENTS (refs); r++) {
+    const char *dir = test_shared_path (refs[r]);
+    if (!dir)
+      return;
+    for (int head = 0; head < 2; head++) {
+      SutraModel *m;
+      SutraError err;
+      test_assert_ok (sutra_model_load (dir, &m, &err), &err);
+      SutraQuantizeOptions o = { 0 };
+      o.params = (SutraQuantParams) { SUTRA_QUANT_INT8, SUTRA_QMETHOD_RTN, 0, false };
+      o.quantize_lm_head = head;
+      SutraQuantizeSummary sum;
+      test_assert_ok (sutra_model_quantize (m, &o, &sum, &err), &err);
+      /* the head is the linear whose output is the vocabulary */
+      int heads = 0, packed_heads = 0, packed = 0;
+      for (size_t l = 0; l < m->n_linears; l++) {
+        bool is_head = m->linears[l]->out == m->cfg.vocab_size;
+        heads += is_head;
+        packed_heads += is_head && m->linears[l]->qw;
+        packed += m->linears[l]->qw != NULL;
+      }
+      g_assert_cmpint (heads, ==, 1);
+      g_assert_cmpint (packed_heads, ==, head);
+      g_assert_cmpint (packed, ==, (int) m->n_linears - 1 + head);
+      g_assert_cmpint (sum.n_quantized, ==, packed);
+      sutra_model_free (m);
+    }
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -808,5 +920,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/quantize/qlora-gradients", test_qlora_gradients);
   g_test_add_func ("/engine/quantize/cli", test_cli);
   g_test_add_func ("/engine/quantize/cli-text", test_cli_text);
+  g_test_add_func ("/engine/quantize/head-names", test_head_names);
   return g_test_run ();
 }

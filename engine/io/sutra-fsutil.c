@@ -262,6 +262,8 @@ sutra_fsync_dir (const char *dir, SutraError *err)
 
 static atomic_uint tmp_counter;
 
+static void recover_leftovers (const char *final_dir, size_t len);
+
 /* Test hook (documented in docs/reliability.md): SUTRA_TEST_SLOW_WRITE_MS=N sleeps N ms before
  * each atomic rename, so crash tests can kill a process while a checkpoint or an export is
  * being written. Unset (always, outside tests) it costs one getenv per committed file. */
@@ -281,6 +283,12 @@ SutraStatus
 sutra_atomic_open (SutraAtomicFile *f, const char *path, SutraError *err)
 {
   memset (f, 0, sizeof *f);
+  /* the rename at commit would fail only after all the work: refuse a folder now */
+  struct stat sb;
+  if (lstat (path, &sb) == 0 && S_ISDIR (sb.st_mode))
+    return sutra_error_set (err, SUTRA_ERR_INVALID, "%s is a folder; expected a file name", path);
+  /* a writer of the same file that died (killed, power cut) left its temporary beside it */
+  recover_leftovers (path, strlen (path));
   char *tmp = sutra_xasprintf ("%s.tmp-%d-%u", path, (int) getpid (),
                                atomic_fetch_add (&tmp_counter, 1));
   int fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -384,8 +392,9 @@ sutra_write_file_atomic (const char *path, const void *data, size_t n, SutraErro
   return sutra_atomic_commit (&f, err);
 }
 
-/* Leftovers of a writer that died (killed, power cut) beside final: "<final>.tmp-<pid>-<n>"
- * (an unfinished new version) and "<final>.del-<pid>-<n>" (a removal cut short): removed; "<final>.old-<pid>-<n>" (the previous version,
+/* Leftovers of a writer that died (killed, power cut) beside final (a folder, or a single file
+ * written by sutra_atomic_open): "<final>.tmp-<pid>-<n>" (an unfinished new version) and
+ * "<final>.del-<pid>-<n>" (a removal cut short): removed; "<final>.old-<pid>-<n>" (the previous version,
  * moved aside by the fallback path of sutra_tmpdir_commit: put back when final is missing,
  * else removed). Entries of live processes are left alone. */
 static void

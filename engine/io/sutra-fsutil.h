@@ -46,6 +46,8 @@ typedef struct {
   int saved_errno;
 } SutraAtomicFile;
 
+/* Also removes temporaries of the same path left by writers that died ("<path>.tmp-<pid>-<n>"
+ * of a pid no longer alive); those of live processes are left alone. */
 SutraStatus sutra_atomic_open   (SutraAtomicFile *f, const char *path, SutraError *err);
 /* Writes n bytes; on failure remembers it (commit reports it) and returns the status. */
 SutraStatus sutra_atomic_write  (SutraAtomicFile *f, const void *data, size_t n, SutraError *err);

@@ -11,6 +11,8 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct { uint16_t d; uint8_t qs[SUTRA_QK4_0 / 2]; } BlockQ4_0;
@@ -435,6 +437,17 @@ void
 sutra_ggml_dequantize_row (int type, float *y, const void *src, int64_t n)
 {
   SUTRA_ASSERT (sutra_ggml_type_supported (type) && n % sutra_ggml_block_size (type) == 0);
+  if (type != SUTRA_GGML_F32 && ((uintptr_t) src & 1)) {
+    /* every block holds uint16_t fields (f16 scales, f16/bf16 values): a file whose
+     * general.alignment is 1 can place a tensor at an odd address, read in place from the map;
+     * such a row is copied to an aligned buffer first (fuzz-gguf, misaligned-q8_0.gguf) */
+    size_t rb = sutra_ggml_row_bytes (type, n);
+    void *copy = sutra_xmalloc (rb);
+    memcpy (copy, src, rb);
+    sutra_ggml_dequantize_row (type, y, copy, n);
+    free (copy);
+    return;
+  }
   switch (type) {
   case SUTRA_GGML_F32:
     memcpy (y, src, sizeof (float) * (size_t) n);

@@ -311,27 +311,38 @@ layer_forward (SutraModel *m, Layer *ly, Acts *A, float *x_out, int B, int T, co
   int N = B * T, C = c->hidden_size, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
   int H = NH * HS, F = c->intermediate_size, half = HS / 2;
   A->rng_at_start = rng ? *rng : 0;
+  double t0 = sutra_model_now ();
   sutra_rmsnorm_forward (A->h1, A->rstd1, A->x_in, ly->attn_norm->data, c->rms_norm_eps, N, C);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (ly->q, A->q, A->h1, N, &A->saved[0], rng);
   sutra_linear_forward (ly->k, A->k, A->h1, N, &A->saved[1], rng);
   sutra_linear_forward (ly->v, A->v, A->h1, N, &A->saved[2], rng);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_rope_forward (A->q, L->cos_t, L->sin_t, N, NH, HS, half);
   sutra_rope_forward (A->k, L->cos_t, L->sin_t, N, NKV, HS, half);
   SutraAttnDims d = { B, T, NH, NKV, HS, 1.f / sqrtf ((float) HS) };
   sutra_attention_forward (A->att, A->probs, A->q, A->k, A->v, doc, &d);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   sutra_linear_forward (ly->o, A->x_mid, A->att, N, &A->saved[3], rng);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_add_forward (A->x_mid, A->x_mid, A->x_in, (int64_t) N * C);      /* residual */
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_rmsnorm_forward (A->h2, A->rstd2, A->x_mid, ly->mlp_norm->data, c->rms_norm_eps, N, C);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (ly->gate, A->g, A->h2, N, &A->saved[4], rng);
   sutra_linear_forward (ly->up, A->u, A->h2, N, &A->saved[5], rng);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   if (c->hidden_act == SUTRA_ACT_SILU) {
     sutra_swiglu_forward (A->a, A->g, A->u, (int64_t) N * F);
   } else {
     sutra_act_forward (c->hidden_act, A->a, A->g, (int64_t) N * F);
     sutra_mul_forward (A->a, A->a, A->u, (int64_t) N * F);
   }
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (ly->down, x_out, A->a, N, &A->saved[6], rng);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_add_forward (x_out, x_out, A->x_mid, (int64_t) N * C);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   (void) H;
 }
 
@@ -378,8 +389,11 @@ llama_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **lo
     if (!for_backward && i + 1 < c->n_layers)
       memcpy (L->work.x_in, L->x_out, sizeof (float) * (size_t) N * C);
   }
+  double t0 = sutra_model_now ();
   sutra_rmsnorm_forward (L->hf, L->rstdf, L->x_out, L->final_norm->data, c->rms_norm_eps, N, C);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (L->lm_head, L->logits, L->hf, N, NULL, NULL);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   if (for_backward) {
     L->lastB = b->B;
     L->lastT = b->T;
@@ -413,11 +427,14 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
   bool ckpt = m->grad_checkpointing;
   float *dx = L->dx, *dh = L->dh;
   /* lm_head and the final norm */
+  double t0 = sutra_model_now ();
   memset (dh, 0, sizeof (float) * (size_t) N * C);
   sutra_linear_backward (L->lm_head, dh, dlogits, L->hf, N, NULL, NULL);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   memset (dx, 0, sizeof (float) * (size_t) N * C);
   sutra_rmsnorm_backward (dx, L->final_norm->grad, dh, L->x_out, L->final_norm->data, L->rstdf, N,
                           C);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   SutraAttnDims d = { B, T, NH, NKV, HS, 1.f / sqrtf ((float) HS) };
   for (int i = c->n_layers - 1; i >= 0; i--) {
     Layer *ly = &L->layers[i];
@@ -431,12 +448,14 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
       layer_forward (m, ly, W, dh, B, T, L->last_doc,
                      m->train_mode == SUTRA_TRAIN_LORA ? &rng : NULL);
       A = W;
+      t0 = sutra_model_now ();   /* layer_forward profiled itself */
     }
     /* MLP: x_out = x_mid + down(a), a = act(g) * u */
     int64_t nf = (int64_t) N * F;
     float *da = L->dF1, *dg = L->dF2;
     memset (da, 0, sizeof (float) * (size_t) nf);
     sutra_linear_backward (ly->down, da, dx, A->a, N, &A->saved[6], L->lscratch);
+    sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
     if (c->hidden_act == SUTRA_ACT_SILU) {
       /* a = silu(g) u: dg = da u silu'(g), du = da silu(g) (du lands in dF3) */
       memset (dg, 0, sizeof (float) * (size_t) nf);
@@ -454,15 +473,19 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
       memset (dg, 0, sizeof (float) * (size_t) nf);
       sutra_act_backward (c->hidden_act, dg, t, A->g, nf);
     }
+    sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
     memset (dh, 0, sizeof (float) * (size_t) N * C);
     sutra_linear_backward (ly->gate, dh, dg, A->h2, N, &A->saved[4], L->lscratch);
     sutra_linear_backward (ly->up, dh, L->dF1, A->h2, N, &A->saved[5], L->lscratch);
+    sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
     /* dx is d x_out = d x_mid (residual) ; add the norm path */
     sutra_rmsnorm_backward (dx, ly->mlp_norm->grad, dh, A->x_mid, ly->mlp_norm->data, A->rstd2, N,
                             C);
+    sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
     /* attention: x_mid = x_in + o(att) */
     memset (L->dH, 0, sizeof (float) * (size_t) N * H);
     sutra_linear_backward (ly->o, L->dH, dx, A->att, N, &A->saved[3], L->lscratch);
+    sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
     memset (L->dq, 0, sizeof (float) * (size_t) N * H);
     memset (L->dk, 0, sizeof (float) * (size_t) N * KV);
     memset (L->dv, 0, sizeof (float) * (size_t) N * KV);
@@ -470,15 +493,19 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
     /* positions of the last batch are still in L->pos / cos / sin */
     sutra_rope_backward (L->dq, L->cos_t, L->sin_t, N, NH, HS, half);
     sutra_rope_backward (L->dk, L->cos_t, L->sin_t, N, NKV, HS, half);
+    sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
     memset (dh, 0, sizeof (float) * (size_t) N * C);
     sutra_linear_backward (ly->q, dh, L->dq, A->h1, N, &A->saved[0], L->lscratch);
     sutra_linear_backward (ly->k, dh, L->dk, A->h1, N, &A->saved[1], L->lscratch);
     sutra_linear_backward (ly->v, dh, L->dv, A->h1, N, &A->saved[2], L->lscratch);
+    sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
     sutra_rmsnorm_backward (dx, ly->attn_norm->grad, dh, A->x_in, ly->attn_norm->data, A->rstd1, N,
                             C);
+    sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   }
   if (L->embed->grad)
     sutra_embedding_backward (L->embed->grad, dx, L->last_ids, N, C);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   return SUTRA_OK;
 }
 

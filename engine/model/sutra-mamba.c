@@ -457,12 +457,12 @@ layer_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
   Layer *ly = &MB (m)->layers[li];
   int N = B * T, C = c->hidden_size, I = c->intermediate_mamba, S = c->state_size;
   int R = c->time_step_rank, K = c->conv_kernel, ldb = R + 2 * S;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   X->rng_at_start = rng ? *rng : 0;
   sutra_rmsnorm_forward (X->h, X->rstd, X->x_in, ly->norm->data, c->layer_norm_epsilon, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (ly->proj[P_IN], X->xz, X->h, N, &X->saved[P_IN], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   float *win = state, *ssm = state ? state + (size_t) (K - 1) * I : NULL;
   ConvJob cj = { .xz = X->xz, .w = ly->conv_w->data, .bias = ly->conv_b ? ly->conv_b->data : NULL,
                  .win = win, .out = X->xc, .seg = seg, .B = B, .T = T, .I = I, .K = K,
@@ -477,27 +477,27 @@ layer_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
         memcpy (win + (size_t) k * I, X->xz + (size_t) src * 2 * I, sizeof (float) * (size_t) I);
     }
   }
-  sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   sutra_rnn_silu (X->u, X->xc, (int64_t) N * I);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (ly->proj[P_X], X->dbc, X->u, N, &X->saved[P_X], rng);
   for (int n = 0; n < N; n++)
     memcpy (X->dtr + (size_t) n * R, X->dbc + (size_t) n * ldb, sizeof (float) * (size_t) R);
   sutra_linear_forward (ly->proj[P_DT], X->dtp, X->dtr, N, &X->saved[P_DT], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_rnn_softplus (X->delta, X->dtp, (int64_t) N * I);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   ScanJob sj = { .a = { .u = X->u, .delta = X->delta, .dbc = X->dbc, .ldb = ldb, .R = R, .At = A,
                        .D = ly->D->data, .y = X->y, .state = ssm, .seg = seg, .B = B, .T = T,
                        .I = I, .S = S } };
   sutra_parallel_for (I, channel_grain (I, N), scan_forward_range, &sj);
-  sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   sutra_rnn_gate (X->g, X->y, X->xz + I, N, I, 2 * I);         /* g = y * silu(z) */
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (ly->proj[P_OUT], x_out, X->g, N, &X->saved[P_OUT], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_add_forward (x_out, x_out, X->x_in, (int64_t) N * C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
 }
 
 static SutraStatus
@@ -513,14 +513,14 @@ mamba_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **lo
   size_t IS = (size_t) c->intermediate_mamba * c->state_size;
   bool ckpt = m->grad_checkpointing && for_backward;
   uint64_t *rng = for_backward && m->train_mode == SUTRA_TRAIN_LORA ? &m->dropout_rng : NULL;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   sutra_rnn_segments (M->seg, b->doc, b->B, b->T);
   a_table (m, M->A);
   float *x0 = for_backward ? M->acts[0].x_in : M->work.x_in;
   st = sutra_embedding_forward (x0, b->ids, M->embed->data, N, c->vocab_size, C, err);
   if (st)
     return st;
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   for (int i = 0; i < L; i++) {
     Acts *X;
     float *x_out;
@@ -539,11 +539,11 @@ mamba_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **lo
     if (!for_backward && i + 1 < L)
       memcpy (M->work.x_in, M->x_out, sizeof (float) * (size_t) N * C);
   }
-  t0 = m->profile ? sutra_rnn_now () : 0;
+  t0 = m->profile ? sutra_model_now () : 0;
   sutra_rmsnorm_forward (M->hf, M->rstdf, M->x_out, M->norm_f->data, c->layer_norm_epsilon, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (M->lm_head, M->logits, M->hf, N, NULL, NULL);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   if (for_backward) {
     M->lastB = b->B;
     M->lastT = b->T;
@@ -571,15 +571,15 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   int N = B * T, C = c->hidden_size, I = c->intermediate_mamba, S = c->state_size;
   int R = c->time_step_rank, K = c->conv_kernel, ldb = R + 2 * S;
   size_t NI = (size_t) N * I;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   /* out_proj and the gate */
   float *dg = M->dI1;
   memset (dg, 0, sizeof (float) * NI);
   sutra_linear_backward (ly->proj[P_OUT], dg, dx, X->g, N, &X->saved[P_OUT], M->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   float *dy = M->dI2;   /* dy = dg silu(z); dz into the z half of dxz */
   sutra_rnn_gate_backward (dy, M->dxz + I, dg, X->y, X->xz + I, N, I, 2 * I);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   /* the scan: du [N, I] (into dI1, dg is consumed) and d delta, written over dy in place (each
    * (n, c) reads its dy before writing its d delta) */
   float *du = M->dI1;
@@ -618,20 +618,20 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
         M->ddbc[(size_t) n * ldb + R + k] += sum;
       }
   }
-  sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   /* softplus and dt_proj */
   float *ddtp = M->dI2;                              /* in place: d delta -> d dtp */
   sutra_rnn_softplus_backward (ddtp, X->dtp, (int64_t) NI);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   memset (M->ddtr, 0, sizeof (float) * (size_t) N * R);
   sutra_linear_backward (ly->proj[P_DT], M->ddtr, ddtp, X->dtr, N, &X->saved[P_DT], M->lscratch);
   for (int n = 0; n < N; n++)
     memcpy (M->ddbc + (size_t) n * ldb, M->ddtr + (size_t) n * R, sizeof (float) * (size_t) R);
   /* x_proj: du += */
   sutra_linear_backward (ly->proj[P_X], du, M->ddbc, X->u, N, &X->saved[P_X], M->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_rnn_silu_backward (du, X->xc, (int64_t) NI);   /* dxc = du silu'(xc), in place */
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   /* conv: dxs into the x half of dxz */
   for (int n = 0; n < N; n++)
     memset (M->dxz + (size_t) n * 2 * I, 0, sizeof (float) * (size_t) I);
@@ -639,12 +639,12 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
                  .dw = grad_of (ly->conv_w), .db = grad_of (ly->conv_b), .seg = seg, .B = B,
                  .T = T, .I = I, .K = K, .ldx = 2 * I };
   sutra_parallel_for (I, channel_grain (I, N), conv_backward_range, &cj);
-  sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   memset (M->dh, 0, sizeof (float) * (size_t) N * C);
   sutra_linear_backward (ly->proj[P_IN], M->dh, M->dxz, X->h, N, &X->saved[P_IN], M->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_rmsnorm_backward (dx, grad_of (ly->norm), M->dh, X->x_in, ly->norm->data, X->rstd, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
 }
 
 static SutraStatus
@@ -656,14 +656,14 @@ mamba_backward (SutraModel *m, const float *dlogits, SutraError *err)
     return sutra_error_set (err, SUTRA_ERR_INVALID, "backward without a training forward");
   int B = M->lastB, T = M->lastT, N = B * T, C = c->hidden_size;
   size_t NC = (size_t) N * C, IS = (size_t) c->intermediate_mamba * c->state_size;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   memset (M->dh, 0, sizeof (float) * NC);
   sutra_linear_backward (M->lm_head, M->dh, dlogits, M->hf, N, NULL, NULL);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   memset (M->dx, 0, sizeof (float) * NC);
   sutra_rmsnorm_backward (M->dx, grad_of (M->norm_f), M->dh, M->x_out, M->norm_f->data, M->rstdf,
                           N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   for (int i = c->n_layers - 1; i >= 0; i--) {
     Acts *X = &M->acts[i];
     if (m->grad_checkpointing) {
@@ -676,10 +676,10 @@ mamba_backward (SutraModel *m, const float *dlogits, SutraError *err)
     }
     layer_backward (m, i, X, M->dx, B, T, M->seg, M->A + i * IS);
   }
-  t0 = m->profile ? sutra_rnn_now () : 0;
+  t0 = m->profile ? sutra_model_now () : 0;
   if (M->embed->grad)
     sutra_embedding_backward (M->embed->grad, M->dx, M->last_ids, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   return SUTRA_OK;
 }
 

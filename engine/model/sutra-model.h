@@ -10,6 +10,7 @@
  * parameters (embeddings, norms, RWKV mixes, Mamba A_log ...) are SutraParams. Both are
  * enumerable so LoRA targets, full fine-tuning, merges and exports work for every architecture. */
 #pragma once
+#include <time.h>
 #include "sutra-linear.h"
 #include "sutra-ops.h"
 #include "sutra-safetensors.h"
@@ -77,7 +78,8 @@ typedef enum { SUTRA_TRAIN_NONE, SUTRA_TRAIN_LORA, SUTRA_TRAIN_FULL } SutraTrain
  * (benchmarks say where the time goes); architectures that do not report leave it at zero. */
 typedef enum {
   SUTRA_PROF_MATMUL,              /* projections (SutraLinear, incl. LoRA) and the head */
-  SUTRA_PROF_RECURRENCE,          /* WKV / selective scan / causal conv */
+  SUTRA_PROF_RECURRENCE,          /* sequence mixing: WKV / selective scan / causal conv /
+                                   * causal self-attention (with RoPE) */
   SUTRA_PROF_NORM,                /* LayerNorm / RMSNorm */
   SUTRA_PROF_OTHER,               /* token shift, activations, gates, residuals, embedding */
   SUTRA_PROF_COUNT
@@ -130,6 +132,26 @@ struct SutraModel {
   SutraModelProfile *profile;     /* NULL = off (borrowed; see SutraProfKind) */
   void *impl;
 };
+
+/* Profiling clock for SutraModel.profile: sutra_model_prof adds the time since *t0 to kind
+ * (when profiling is on) and restarts the clock. */
+static inline double
+sutra_model_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+static inline void
+sutra_model_prof (SutraModel *m, SutraProfKind kind, double *t0)
+{
+  if (!m->profile)
+    return;
+  double t = sutra_model_now ();
+  m->profile->seconds[kind] += t - *t0;
+  *t0 = t;
+}
 
 /* Loads a model folder (or a HF repo id resolved by the caller). */
 SutraStatus sutra_model_load   (const char *dir, SutraModel **out, SutraError *err);

@@ -260,6 +260,8 @@ sutra_quantize_to_folder (SutraModel *m, const char *out_dir, bool overwrite,
   if (st) {
     sutra_rm_rf (tmp, NULL);
     free (tmp);
+    if (st != SUTRA_ERR_CANCELLED)
+      sutra_error_prefix (err, "%s not written (a previous output there is intact)", out_dir);
     return st;
   }
   free (tmp);

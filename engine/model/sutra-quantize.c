@@ -770,7 +770,8 @@ sutra_model_quantize (SutraModel *m, const SutraQuantizeOptions *o, SutraQuantiz
   j.items = sutra_xcalloc (m->n_linears ? m->n_linears : 1, sizeof (Item));
   for (size_t i = 0; i < m->n_linears; i++) {
     SutraLinear *l = m->linears[i];
-    bool head = !strcmp (l->name, "lm_head") || l == m->tied_linear;
+    /* the output head: "lm_head" (Llama, Mamba), "head" (RWKV-4), or tied to the embeddings */
+    bool head = !strcmp (l->name, "lm_head") || !strcmp (l->name, "head") || l == m->tied_linear;
     if (l->qw || (head && !o->quantize_lm_head) || (!l->w && !l->w16))
       continue;
     j.items[j.n_items++] = (Item) { .l = l, .layer = layer_of (l->name), .stats = -1 };

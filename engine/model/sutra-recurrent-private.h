@@ -11,7 +11,7 @@
  *   [-87, 0]), 0 below -87.3 where e^x is no longer a normal float.
  * - segment starts: a batch row restarts its recurrence where a packed document begins
  *   (SutraBatch.doc), so a packed row equals its documents run as separate rows.
- * - profile timers (SutraModel.profile). */
+ * (Profile timers: sutra_model_prof in sutra-model.h.) */
 #pragma once
 #include "sutra-model.h"
 
@@ -55,25 +55,6 @@ sutra_rnn_segments (int *seg, const int *doc, int B, int T)
       int n = b * T + t;
       seg[n] = (t == 0 || !doc || doc[n] == doc[n - 1]) ? (t == 0 ? 0 : seg[n - 1]) : t;
     }
-}
-
-static inline double
-sutra_rnn_now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-/* Adds the time since *t0 to kind (when profiling) and restarts the clock. */
-static inline void
-sutra_rnn_prof (SutraModel *m, SutraProfKind kind, double *t0)
-{
-  if (!m->profile)
-    return;
-  double t = sutra_rnn_now ();
-  m->profile->seconds[kind] += t - *t0;
-  *t0 = t;
 }
 
 /* ---- RWKV-4 WKV (one layer; formulas and derivation in sutra-recurrent.c) ---- */

@@ -540,53 +540,53 @@ block_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
   Block *bk = &R->blocks[li];
   int N = B * T, C = c->hidden_size, A = c->attention_hidden_size, F = c->intermediate_size;
   float eps = block_eps (c, li, rescale);
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   X->rng_at_start = rng ? *rng : 0;
   /* time mixing */
   sutra_layernorm_forward (X->h1, X->mean1, X->rstd1, X->x_in, bk->ln1_w->data, bk->ln1_b->data,
                            eps, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   shift_mix (X->xk, X->xv, X->xr, X->h1, bk->amk->data, bk->amv->data, bk->amr->data,
              state, seg, B, T, C);
   if (state)
     memcpy (state, X->h1 + (size_t) (N - 1) * C, sizeof (float) * (size_t) C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (bk->proj[P_KEY], X->k, X->xk, N, &X->saved[P_KEY], rng);
   sutra_linear_forward (bk->proj[P_VALUE], X->v, X->xv, N, &X->saved[P_VALUE], rng);
   sutra_linear_forward (bk->proj[P_RECEPT], X->r, X->xr, N, &X->saved[P_RECEPT], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_rnn_sigmoid (X->r, X->r, (int64_t) N * A);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   SutraWkvArgs wj = { .k = X->k, .v = X->v, .w = wdecay, .u = bk->first->data, .y = X->wkv,
                       .sa = X->sa, .sb = X->sb, .sp = X->sp, .state = state ? state + C : NULL,
                       .seg = seg, .B = B, .T = T, .A = A };
   sutra_parallel_for (A, channel_grain (A, B, T), wkv_forward_range, &wj);
-  sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   sutra_mul_forward (X->rw, X->r, X->wkv, (int64_t) N * A);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (bk->proj[P_OUTPUT], X->x_mid, X->rw, N, &X->saved[P_OUTPUT], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_add_forward (X->x_mid, X->x_mid, X->x_in, (int64_t) N * C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   /* channel mixing */
   sutra_layernorm_forward (X->h2, X->mean2, X->rstd2, X->x_mid, bk->ln2_w->data, bk->ln2_b->data,
                            eps, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   float *carry = state ? state + C + 3 * A : NULL;
   shift_mix (X->fxk, X->fxr, NULL, X->h2, bk->fmk->data, bk->fmr->data, NULL, carry, seg, B, T, C);
   if (carry)
     memcpy (carry, X->h2 + (size_t) (N - 1) * C, sizeof (float) * (size_t) C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (bk->proj[P_FKEY], X->fk, X->fxk, N, &X->saved[P_FKEY], rng);
   sutra_linear_forward (bk->proj[P_FRECEPT], X->fr, X->fxr, N, &X->saved[P_FRECEPT], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   sutra_act_forward (SUTRA_ACT_RELU2, X->kk, X->fk, (int64_t) N * F);
   sutra_rnn_sigmoid (X->fr, X->fr, (int64_t) N * C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_linear_forward (bk->proj[P_FVALUE], X->fv, X->kk, N, &X->saved[P_FVALUE], rng);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   ewb_run (EWB_OUT, x_out, NULL, X->x_mid, X->fr, X->fv, (size_t) N * C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
 }
 
 /* w [L][A] = -exp(time_decay) (recomputed per call: training changes time_decay) */
@@ -613,17 +613,17 @@ rwkv_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **log
   bool ckpt = m->grad_checkpointing && for_backward;
   bool rescale = !for_backward;
   uint64_t *rng = for_backward && m->train_mode == SUTRA_TRAIN_LORA ? &m->dropout_rng : NULL;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   sutra_rnn_segments (R->seg, b->doc, b->B, b->T);
   decay_table (m, R->wdecay);
   st = sutra_embedding_forward (R->emb, b->ids, R->embed->data, N, c->vocab_size, C, err);
   if (st)
     return st;
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   float *x0 = for_backward ? R->acts[0].x_in : R->work.x_in;
   sutra_layernorm_forward (x0, R->mean0, R->rstd0, R->emb, R->blocks[0].pre_w->data,
                            R->blocks[0].pre_b->data, c->layer_norm_epsilon, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   for (int i = 0; i < L; i++) {
     Acts *X;
     float *x_out;
@@ -643,14 +643,14 @@ rwkv_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **log
     if (!for_backward && i + 1 < L)
       memcpy (R->work.x_in, R->x_out, sizeof (float) * (size_t) N * C);
   }
-  t0 = m->profile ? sutra_rnn_now () : 0;
+  t0 = m->profile ? sutra_model_now () : 0;
   float eps_out = rescale && c->rescale_every > 0 ? ldexpf (LN_OUT_EPS, 2 * (L / c->rescale_every))
                                                   : LN_OUT_EPS;
   sutra_layernorm_forward (R->hf, R->meanf, R->rstdf, R->x_out, R->lnf_w->data, R->lnf_b->data,
                            eps_out, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (R->head, R->logits, R->hf, N, NULL, NULL);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   if (for_backward) {
     R->lastB = b->B;
     R->lastT = b->T;
@@ -690,39 +690,39 @@ block_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   Block *bk = &R->blocks[li];
   int N = B * T, C = c->hidden_size, A = c->attention_hidden_size, F = c->intermediate_size;
   size_t NC = (size_t) N * C, NA = (size_t) N * A, NF = (size_t) N * F;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   /* ---- channel mixing: x_out = x_mid + fr * fv ---- */
   float *dfv = R->dC1, *dfr = R->dC2;
   ewb_run (EWB_FFN_BWD, dfv, dfr, dx, X->fr, X->fv, NC);   /* dfr through the sigmoid */
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   float *dkk = R->dF;
   memset (dkk, 0, sizeof (float) * NF);
   sutra_linear_backward (bk->proj[P_FVALUE], dkk, dfv, X->kk, N, &X->saved[P_FVALUE], R->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   ewb_run (EWB_RELU2_BWD, dkk, NULL, X->fk, NULL, NULL, NF);    /* relu(fk)^2 */
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   float *dfxk = R->dC1, *dfxr = R->dC3;
   memset (dfxr, 0, sizeof (float) * NC);
   sutra_linear_backward (bk->proj[P_FRECEPT], dfxr, dfr, X->fxr, N, &X->saved[P_FRECEPT],
                          R->lscratch);
   memset (dfxk, 0, sizeof (float) * NC);
   sutra_linear_backward (bk->proj[P_FKEY], dfxk, dkk, X->fxk, N, &X->saved[P_FKEY], R->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   memset (R->dh, 0, sizeof (float) * NC);
   shift_mix_backward (R->dh, grad_of (bk->fmk), grad_of (bk->fmr), NULL, dfxk, dfxr, NULL, X->h2,
                       bk->fmk->data, bk->fmr->data, NULL, seg, B, T, C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_layernorm_backward (dx, grad_of (bk->ln2_w), grad_of (bk->ln2_b), R->dh, X->x_mid,
                             bk->ln2_w->data, X->mean2, X->rstd2, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   /* ---- time mixing: x_mid = x_in + output(r * wkv) ---- */
   float *drw = R->dA1;
   memset (drw, 0, sizeof (float) * NA);
   sutra_linear_backward (bk->proj[P_OUTPUT], drw, dx, X->rw, N, &X->saved[P_OUTPUT], R->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   float *dy = R->dA2, *drp = R->dA1;
   ewb_run (EWB_ATT_BWD, dy, drp, drw, X->r, X->wkv, NA);   /* drp: receptance pre-activation */
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   float *dk = R->dA3, *dv = R->dA4;
   float *ddecay = grad_of (bk->decay);
   float *dwv = ddecay ? sutra_thread_scratch (5, (size_t) A) : NULL;
@@ -736,7 +736,7 @@ block_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   if (dwv)   /* w = -exp(time_decay): d time_decay = dw * w */
     for (int h = 0; h < A; h++)
       ddecay[h] += dwv[h] * R->wdecay[(size_t) li * A + h];
-  sutra_rnn_prof (m, SUTRA_PROF_RECURRENCE, &t0);
+  sutra_model_prof (m, SUTRA_PROF_RECURRENCE, &t0);
   float *dxk = R->dC1, *dxv = R->dC2, *dxr = R->dC3;
   memset (dxr, 0, sizeof (float) * NC);
   sutra_linear_backward (bk->proj[P_RECEPT], dxr, drp, X->xr, N, &X->saved[P_RECEPT], R->lscratch);
@@ -744,14 +744,14 @@ block_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   sutra_linear_backward (bk->proj[P_KEY], dxk, dk, X->xk, N, &X->saved[P_KEY], R->lscratch);
   memset (dxv, 0, sizeof (float) * NC);
   sutra_linear_backward (bk->proj[P_VALUE], dxv, dv, X->xv, N, &X->saved[P_VALUE], R->lscratch);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   memset (R->dh, 0, sizeof (float) * NC);
   shift_mix_backward (R->dh, grad_of (bk->amk), grad_of (bk->amv), grad_of (bk->amr), dxk, dxv,
                       dxr, X->h1, bk->amk->data, bk->amv->data, bk->amr->data, seg, B, T, C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   sutra_layernorm_backward (dx, grad_of (bk->ln1_w), grad_of (bk->ln1_b), R->dh, X->x_in,
                             bk->ln1_w->data, X->mean1, X->rstd1, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
 }
 
 static SutraStatus
@@ -763,14 +763,14 @@ rwkv_backward (SutraModel *m, const float *dlogits, SutraError *err)
     return sutra_error_set (err, SUTRA_ERR_INVALID, "backward without a training forward");
   int B = R->lastB, T = R->lastT, N = B * T, C = c->hidden_size;
   size_t NC = (size_t) N * C;
-  double t0 = m->profile ? sutra_rnn_now () : 0;
+  double t0 = m->profile ? sutra_model_now () : 0;
   memset (R->dh, 0, sizeof (float) * NC);
   sutra_linear_backward (R->head, R->dh, dlogits, R->hf, N, NULL, NULL);
-  sutra_rnn_prof (m, SUTRA_PROF_MATMUL, &t0);
+  sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
   memset (R->dx, 0, sizeof (float) * NC);
   sutra_layernorm_backward (R->dx, grad_of (R->lnf_w), grad_of (R->lnf_b), R->dh, R->x_out,
                             R->lnf_w->data, R->meanf, R->rstdf, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   for (int i = c->n_layers - 1; i >= 0; i--) {
     Acts *X = &R->acts[i];
     if (m->grad_checkpointing) {
@@ -786,15 +786,15 @@ rwkv_backward (SutraModel *m, const float *dlogits, SutraError *err)
     block_backward (m, i, X, R->dx, B, T, R->seg);
   }
   /* pre_ln and the embedding */
-  t0 = m->profile ? sutra_rnn_now () : 0;
+  t0 = m->profile ? sutra_model_now () : 0;
   Block *b0 = &R->blocks[0];
   memset (R->dh, 0, sizeof (float) * NC);
   sutra_layernorm_backward (R->dh, grad_of (b0->pre_w), grad_of (b0->pre_b), R->dx, R->emb,
                             b0->pre_w->data, R->mean0, R->rstd0, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_NORM, &t0);
+  sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   if (R->embed->grad)
     sutra_embedding_backward (R->embed->grad, R->dh, R->last_ids, N, C);
-  sutra_rnn_prof (m, SUTRA_PROF_OTHER, &t0);
+  sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);
   return SUTRA_OK;
 }
 
