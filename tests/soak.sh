@@ -2,7 +2,7 @@
 # tests/soak.sh: a long training run that must not grow in memory (issue 10 part 5). Not in CI.
 #
 #   tests/soak.sh [--minutes N] [--interval S] [--model DIR] [--data FILE] [--build DIR]
-#                 [--threads N] [--ui | --no-ui] [--out DIR]
+#                 [--threads N] [--ui | --no-ui | --ui-only] [--out DIR]
 #
 # CLI soak: `sutra train` (LoRA) on the default model (the first data/models/*/ with a
 # config.json; without one, a small random Llama made here by a one-step full-training run) for
@@ -13,9 +13,11 @@
 # max(SOAK_RSS_SLACK_MB (32), 5% of the warm RSS) above the warm value; the run is then
 # stopped with SIGTERM, which must save a checkpoint and exit cleanly.
 #
-# Studio soak (when BUILD/sutra-studio exists, or --ui): the studio runs under Xvfb and a
-# private D-Bus, opens the same model and data and trains through its win.start-training
-# action. Every S seconds a D-Bus call answered by its main loop (org.gtk.Actions.DescribeAll)
+# Studio soak (when BUILD/sutra-studio exists, or --ui; --ui-only skips the CLI part): the
+# studio runs under Xvfb and a private D-Bus, opens the same model and data and trains through
+# its win.start-training action, for the whole soak: its Train page settings are seeded through
+# a keyfile GSettings backend in --out (the quick preset with max_steps 100000000, a checkpoint
+# every 50 steps, 2 kept, an evaluation every 100, --threads threads). Every S seconds a D-Bus call answered by its main loop (org.gtk.Actions.DescribeAll)
 # is timed: the studio stays responsive when every call answers within SOAK_UI_MAX_MS (250 ms);
 # its RSS is bounded as above.
 #
@@ -32,6 +34,7 @@ data=""
 build=build
 threads=$(nproc)
 ui=auto
+cli=yes
 out=""
 while (($#)); do
   case "$1" in
@@ -43,9 +46,10 @@ while (($#)); do
     --threads) shift; threads=$1 ;;
     --ui) ui=yes ;;
     --no-ui) ui=no ;;
+    --ui-only) ui=yes; cli=no ;;
     --out) shift; out=$1 ;;
     *) echo "usage: tests/soak.sh [--minutes N] [--interval S] [--model DIR] [--data FILE]" \
-            "[--build DIR] [--threads N] [--ui|--no-ui] [--out DIR]" >&2; exit 2 ;;
+            "[--build DIR] [--threads N] [--ui|--no-ui|--ui-only] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -147,6 +151,7 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+if [[ $cli == yes ]]; then
 # ---- CLI soak ----------------------------------------------------------------------------
 run=$out/run
 cat >"$out/train.json" <<EOF
@@ -185,6 +190,7 @@ steps=$(tail -n 1 "$run/metrics.jsonl" 2>/dev/null | grep -o '"step": [0-9]*' | 
 log "CLI soak: ${steps:-0} steps, $(ls -d "$run"/checkpoints/step-* 2>/dev/null | wc -l) checkpoints kept"
 check_rss "$out/rss.csv" "CLI soak" | tee -a "$out/soak.log"
 ((${PIPESTATUS[0]} == 0)) || fail=1
+fi
 
 # ---- studio soak -------------------------------------------------------------------------
 if [[ $ui == auto ]]; then
@@ -194,12 +200,22 @@ if [[ $ui == yes ]]; then
   [[ -x $studio ]] || { log "FAIL: --ui but $studio is not built"; exit 1; }
   log "studio soak: $minutes min under Xvfb; main-loop round trip and RSS every $interval s"
   export SOAK_STUDIO=$studio SOAK_MODEL=$model SOAK_DATA=$data SOAK_OUT=$out SOAK_MIN=$minutes \
-         SOAK_INTERVAL=$interval
+         SOAK_INTERVAL=$interval SOAK_THREADS=$threads
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x1024x24 -nolisten tcp" bash -c '
     app=io.github.sutra.Studio
     path=/io/github/sutra/Studio
     mkdir -p "$SOAK_OUT/home"     # the studio keeps its runs under $HOME/sutra-runs: keep them here
-    HOME="$SOAK_OUT/home" GSETTINGS_BACKEND=memory GSK_RENDERER=cairo "$SOAK_STUDIO" "$SOAK_MODEL" "$SOAK_DATA" \
+    # train for the whole soak: Train page values seeded in a private keyfile settings backend
+    mkdir -p "$SOAK_OUT/config/glib-2.0/settings"
+    cat >"$SOAK_OUT/config/glib-2.0/settings/keyfile" <<KEYFILE
+[io/github/sutra/Studio]
+first-run-done=true
+threads=$SOAK_THREADS
+train-preset='"'"'quick'"'"'
+train-values={'"'"'max_steps'"'"': '"'"'100000000'"'"', '"'"'save_every'"'"': '"'"'50'"'"', '"'"'keep_checkpoints'"'"': '"'"'2'"'"', '"'"'eval_every'"'"': '"'"'100'"'"', '"'"'schedule'"'"': '"'"'constant'"'"', '"'"'lr'"'"': '"'"'1e-4'"'"'}
+KEYFILE
+    HOME="$SOAK_OUT/home" XDG_CONFIG_HOME="$SOAK_OUT/config" GSETTINGS_BACKEND=keyfile GSK_RENDERER=cairo \
+      "$SOAK_STUDIO" "$SOAK_MODEL" "$SOAK_DATA" \
       >"$SOAK_OUT/studio.out" 2>"$SOAK_OUT/studio.err" &
     pid=$!
     for i in $(seq 100); do
