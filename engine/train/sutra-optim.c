@@ -1,6 +1,8 @@
 /* sutra-optim.c: AdamW, Adam, SGD, clipping and learning-rate schedules. */
 #include "sutra-optim.h"
+#include "sutra-pool.h"
 
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,29 @@ struct SutraOptimizer {
 
 static const char *opt_names[] = { "adamw", "adam", "sgd" };
 static const char *sched_names[] = { "constant", "linear", "cosine", "cosine_with_restarts" };
+
+/* Element-wise work (the optimizer update, the gradient norm and clipping) runs on the pool over
+ * chunks of OPT_CHUNK elements of each tensor. The chunks do not depend on the thread count, and
+ * the norm's partial sums are added in chunk order, so results are the same for any number of
+ * threads (checkpoints resume exactly on another machine). */
+#define OPT_CHUNK 32768
+
+typedef struct { uint32_t tensor; size_t j0, j1; } OptChunk;
+
+static OptChunk *
+opt_chunks (const SutraOptTensor *t, size_t n, int64_t *count)
+{
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++)
+    c += (t[i].n + OPT_CHUNK - 1) / OPT_CHUNK;
+  OptChunk *ch = sutra_xmalloc (sizeof *ch * (c ? c : 1));
+  c = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < t[i].n; j += OPT_CHUNK)
+      ch[c++] = (OptChunk) { (uint32_t) i, j, j + OPT_CHUNK < t[i].n ? j + OPT_CHUNK : t[i].n };
+  *count = (int64_t) c;
+  return ch;
+}
 
 bool
 sutra_opt_kind_from_name (const char *name, SutraOptKind *out)
@@ -88,37 +113,53 @@ sutra_optimizer_free (SutraOptimizer *o)
   free (o);
 }
 
-void
-sutra_optimizer_step (SutraOptimizer *o, double lr)
+typedef struct {
+  SutraOptimizer *o;
+  const OptChunk *ch;
+  double lr, step_size, bc2_sqrt;
+  bool first;
+} StepJob;
+
+static void
+sgd_range (void *ctx, int64_t c0, int64_t c1, int ti)
 {
+  const StepJob *jb = ctx;
+  SutraOptimizer *o = jb->o;
   const SutraOptConfig *c = &o->cfg;
-  o->step++;
-  if (c->kind == SUTRA_OPT_SGD) {
-    bool first = o->step == 1;
-    for (size_t i = 0; i < o->n; i++) {
-      float *p = o->t[i].data, *g = o->t[i].grad, *buf = o->m[i];
-      double wd = o->t[i].decay ? c->weight_decay : 0;
-      for (size_t j = 0; j < o->t[i].n; j++) {
-        double d = (double) g[j] + wd * p[j];
-        if (buf) {
-          double b = first ? d : c->momentum * buf[j] + d;
-          buf[j] = (float) b;
-          d = c->nesterov ? d + c->momentum * b : b;
-        }
-        p[j] = (float) (p[j] - lr * d);
+  double lr = jb->lr;
+  (void) ti;
+  for (int64_t k = c0; k < c1; k++) {
+    size_t i = jb->ch[k].tensor;
+    float *p = o->t[i].data, *g = o->t[i].grad, *buf = o->m[i];
+    double wd = o->t[i].decay ? c->weight_decay : 0;
+    for (size_t j = jb->ch[k].j0; j < jb->ch[k].j1; j++) {
+      double d = (double) g[j] + wd * p[j];
+      if (buf) {
+        double bv = jb->first ? d : c->momentum * buf[j] + d;
+        buf[j] = (float) bv;
+        d = c->nesterov ? d + c->momentum * bv : bv;
       }
+      p[j] = (float) (p[j] - lr * d);
     }
-    return;
   }
-  double b1 = c->beta1, b2 = c->beta2;
-  double bc1 = 1.0 - pow (b1, (double) o->step), bc2 = 1.0 - pow (b2, (double) o->step);
-  double step_size = lr / bc1, bc2_sqrt = sqrt (bc2);
+}
+
+static void
+adam_range (void *ctx, int64_t c0, int64_t c1, int ti)
+{
+  const StepJob *jb = ctx;
+  SutraOptimizer *o = jb->o;
+  const SutraOptConfig *c = &o->cfg;
+  double b1 = c->beta1, b2 = c->beta2, lr = jb->lr;
+  double step_size = jb->step_size, bc2_sqrt = jb->bc2_sqrt;
   bool decoupled = c->kind == SUTRA_OPT_ADAMW;
-  for (size_t i = 0; i < o->n; i++) {
+  (void) ti;
+  for (int64_t k = c0; k < c1; k++) {
+    size_t i = jb->ch[k].tensor;
     float *p = o->t[i].data, *g = o->t[i].grad, *m = o->m[i], *v = o->v[i];
     double wd = o->t[i].decay ? c->weight_decay : 0;
     double decay = decoupled ? 1.0 - lr * wd : 1.0;
-    for (size_t j = 0; j < o->t[i].n; j++) {
+    for (size_t j = jb->ch[k].j0; j < jb->ch[k].j1; j++) {
       double pj = p[j];
       double gj = decoupled ? g[j] : g[j] + wd * pj;
       pj *= decay;
@@ -130,6 +171,25 @@ sutra_optimizer_step (SutraOptimizer *o, double lr)
       p[j] = (float) pj;
     }
   }
+}
+
+void
+sutra_optimizer_step (SutraOptimizer *o, double lr)
+{
+  const SutraOptConfig *c = &o->cfg;
+  o->step++;
+  int64_t nch;
+  OptChunk *ch = opt_chunks (o->t, o->n, &nch);
+  StepJob jb = { .o = o, .ch = ch, .lr = lr, .first = o->step == 1 };
+  if (c->kind == SUTRA_OPT_SGD) {
+    sutra_parallel_for (nch, 1, sgd_range, &jb);
+  } else {
+    double bc1 = 1.0 - pow (c->beta1, (double) o->step), bc2 = 1.0 - pow (c->beta2, (double) o->step);
+    jb.step_size = lr / bc1;
+    jb.bc2_sqrt = sqrt (bc2);
+    sutra_parallel_for (nch, 1, adam_range, &jb);
+  }
+  free (ch);
 }
 
 int64_t sutra_optimizer_steps_done (const SutraOptimizer *o) { return o->step; }
@@ -159,28 +219,79 @@ sutra_optimizer_slot_name (const SutraOptimizer *o, int slot)
   return slot == 0 ? "exp_avg" : slot == 1 ? "exp_avg_sq" : NULL;
 }
 
+typedef struct {
+  const SutraOptTensor *t;
+  const OptChunk *ch;
+  double *partial;    /* [chunks] sums of squares */
+  double coef;
+} NormJob;
+
+static void
+sumsq_range (void *ctx, int64_t c0, int64_t c1, int ti)
+{
+  NormJob *jb = ctx;
+  (void) ti;
+  for (int64_t k = c0; k < c1; k++) {
+    const float *g = jb->t[jb->ch[k].tensor].grad;
+    double s = 0;
+    for (size_t j = jb->ch[k].j0; j < jb->ch[k].j1; j++)
+      s += (double) g[j] * g[j];
+    jb->partial[k] = s;
+  }
+}
+
+static void
+scale_range (void *ctx, int64_t c0, int64_t c1, int ti)
+{
+  NormJob *jb = ctx;
+  double coef = jb->coef;
+  (void) ti;
+  for (int64_t k = c0; k < c1; k++) {
+    float *g = jb->t[jb->ch[k].tensor].grad;
+    for (size_t j = jb->ch[k].j0; j < jb->ch[k].j1; j++)
+      g[j] = (float) (g[j] * coef);
+  }
+}
+
+static double
+global_norm (NormJob *jb, int64_t nch)
+{
+  sutra_parallel_for (nch, 1, sumsq_range, jb);
+  double s = 0;
+  for (int64_t k = 0; k < nch; k++)      /* chunk order: the same sum for any thread count */
+    s += jb->partial[k];
+  return sqrt (s);
+}
+
 double
 sutra_grad_global_norm (const SutraOptTensor *t, size_t n)
 {
-  double s = 0;
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < t[i].n; j++)
-      s += (double) t[i].grad[j] * t[i].grad[j];
-  return sqrt (s);
+  int64_t nch;
+  OptChunk *ch = opt_chunks (t, n, &nch);
+  NormJob jb = { t, ch, sutra_xmalloc (sizeof (double) * (size_t) (nch ? nch : 1)), 1.0 };
+  double norm = global_norm (&jb, nch);
+  free (jb.partial);
+  free (ch);
+  return norm;
 }
 
 double
 sutra_clip_grad_norm (const SutraOptTensor *t, size_t n, double max_norm)
 {
-  double norm = sutra_grad_global_norm (t, n);
+  int64_t nch;
+  OptChunk *ch = opt_chunks (t, n, &nch);
+  NormJob jb = { t, ch, sutra_xmalloc (sizeof (double) * (size_t) (nch ? nch : 1)), 1.0 };
+  double norm = global_norm (&jb, nch);
   if (max_norm > 0) {
     /* torch: clip_coef = max_norm / (total_norm + 1e-6), applied when < 1 */
     double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0)
-      for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < t[i].n; j++)
-          t[i].grad[j] = (float) (t[i].grad[j] * coef);
+    if (coef < 1.0) {
+      jb.coef = coef;
+      sutra_parallel_for (nch, 1, scale_range, &jb);
+    }
   }
+  free (jb.partial);
+  free (ch);
   return norm;
 }
 
