@@ -1,5 +1,7 @@
 /* sutra-dtype.c: dtype table and half-precision conversions. */
 #include "sutra-dtype.h"
+
+#include <stdlib.h>
 #include "sutra-error.h"
 
 #include <math.h>
@@ -105,7 +107,7 @@ sutra_f32_to_bf16 (float f)
 
 /* ---- CPU features ---- */
 static int cpu_probed;
-static bool has_avx2_fma, has_f16c, has_avx512bf16;
+static bool has_avx2_fma, has_f16c, has_avx512bf16, has_avx512_fbwvl;
 
 static void
 probe_cpu (void)
@@ -116,12 +118,56 @@ probe_cpu (void)
   has_avx2_fma = __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
   has_f16c = has_avx2_fma;  /* every AVX2 CPU has F16C; gcc 12 cannot probe "f16c" by name */
   has_avx512bf16 = __builtin_cpu_supports ("avx512bf16") && __builtin_cpu_supports ("avx512f");
+  has_avx512_fbwvl = has_avx2_fma && __builtin_cpu_supports ("avx512f") &&
+                     __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl");
   __atomic_store_n (&cpu_probed, 1, __ATOMIC_RELEASE);
 }
 
 bool sutra_cpu_has_avx2_fma (void) { probe_cpu (); return has_avx2_fma; }
 bool sutra_cpu_has_f16c (void) { probe_cpu (); return has_f16c; }
 bool sutra_cpu_has_avx512bf16 (void) { probe_cpu (); return has_avx512bf16; }
+
+SutraSimdLevel
+sutra_cpu_simd_level (void)
+{
+#if defined(__x86_64__)
+  probe_cpu ();
+  return has_avx512_fbwvl ? SUTRA_SIMD_AVX512 : has_avx2_fma ? SUTRA_SIMD_AVX2 : SUTRA_SIMD_SCALAR;
+#else
+  return SUTRA_SIMD_SCALAR;
+#endif
+}
+
+SutraSimdLevel
+sutra_simd_level_from_env (const char *var)
+{
+  const char *v = getenv (var);
+  if (v && !strcmp (v, "scalar"))
+    return SUTRA_SIMD_SCALAR;
+  if (v && !strcmp (v, "avx2"))
+    return SUTRA_SIMD_AVX2;
+  if (v && !strcmp (v, "avx512"))
+    return SUTRA_SIMD_AVX512;
+  return SUTRA_SIMD_AUTO;
+}
+
+SutraSimdLevel
+sutra_simd_level_resolve (SutraSimdLevel want)
+{
+  SutraSimdLevel best = sutra_cpu_simd_level ();
+  return want == SUTRA_SIMD_AUTO || want > best ? best : want;
+}
+
+const char *
+sutra_simd_level_name (SutraSimdLevel l)
+{
+  switch (l) {
+  case SUTRA_SIMD_SCALAR: return "scalar";
+  case SUTRA_SIMD_AVX2: return "avx2";
+  case SUTRA_SIMD_AVX512: return "avx512";
+  default: return "auto";
+  }
+}
 
 __attribute__ ((target ("avx2,f16c"))) static void
 f16_to_f32_f16c (float *dst, const uint16_t *src, size_t n)

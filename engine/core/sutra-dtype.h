@@ -42,3 +42,13 @@ void sutra_to_f32_n (float *dst, const void *src, SutraDType t, size_t n);
 bool sutra_cpu_has_avx2_fma (void);
 bool sutra_cpu_has_f16c (void);
 bool sutra_cpu_has_avx512bf16 (void);
+/* Levels of the runtime-dispatched kernels (SutraHalfKernel and SutraQuantKernel use the same
+ * values). sutra_cpu_simd_level: the best the CPU has (AVX-512 F/BW/VL, AVX2 + FMA, scalar).
+ * sutra_simd_level_from_env: the level an environment variable names (scalar | avx2 | avx512;
+ * anything else is AUTO). sutra_simd_level_resolve: AUTO or a level the CPU lacks -> the best
+ * it has. */
+typedef enum { SUTRA_SIMD_AUTO = 0, SUTRA_SIMD_SCALAR, SUTRA_SIMD_AVX2, SUTRA_SIMD_AVX512 } SutraSimdLevel;
+SutraSimdLevel sutra_cpu_simd_level (void);
+SutraSimdLevel sutra_simd_level_from_env (const char *var);
+SutraSimdLevel sutra_simd_level_resolve (SutraSimdLevel want);
+const char    *sutra_simd_level_name (SutraSimdLevel l);

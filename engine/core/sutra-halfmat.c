@@ -34,27 +34,13 @@
 
 static atomic_int active_kernel = -1;
 
-static SutraHalfKernel
-best_available (void)
-{
-#if defined(__x86_64__)
-  if (!sutra_cpu_has_avx2_fma ())
-    return SUTRA_HALF_KERNEL_SCALAR;
-  __builtin_cpu_init ();
-  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512bw") &&
-      __builtin_cpu_supports ("avx512vl"))
-    return SUTRA_HALF_KERNEL_AVX512;
-  return SUTRA_HALF_KERNEL_AVX2;
-#else
-  return SUTRA_HALF_KERNEL_SCALAR;
-#endif
-}
+_Static_assert ((int) SUTRA_HALF_KERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) SUTRA_HALF_KERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
+                "kernel levels follow SutraSimdLevel");
 
 SutraHalfKernel
 sutra_half_set_kernel (SutraHalfKernel k)
 {
-  SutraHalfKernel best = best_available ();
-  SutraHalfKernel r = k == SUTRA_HALF_KERNEL_AUTO || k > best ? best : k;
+  SutraHalfKernel r = (SutraHalfKernel) sutra_simd_level_resolve ((SutraSimdLevel) k);
   atomic_store (&active_kernel, (int) r);
   return r;
 }
@@ -65,26 +51,13 @@ sutra_half_get_kernel (void)
   int k = atomic_load (&active_kernel);
   if (k >= 0)
     return (SutraHalfKernel) k;
-  const char *env = getenv ("SUTRA_HALF_KERNEL");
-  SutraHalfKernel want = SUTRA_HALF_KERNEL_AUTO;
-  if (env && !strcmp (env, "scalar"))
-    want = SUTRA_HALF_KERNEL_SCALAR;
-  else if (env && !strcmp (env, "avx2"))
-    want = SUTRA_HALF_KERNEL_AVX2;
-  else if (env && !strcmp (env, "avx512"))
-    want = SUTRA_HALF_KERNEL_AVX512;
-  return sutra_half_set_kernel (want);
+  return sutra_half_set_kernel ((SutraHalfKernel) sutra_simd_level_from_env ("SUTRA_HALF_KERNEL"));
 }
 
 const char *
 sutra_half_kernel_name (SutraHalfKernel k)
 {
-  switch (k) {
-  case SUTRA_HALF_KERNEL_SCALAR: return "scalar";
-  case SUTRA_HALF_KERNEL_AVX2: return "avx2";
-  case SUTRA_HALF_KERNEL_AVX512: return "avx512";
-  default: return "auto";
-  }
+  return sutra_simd_level_name ((SutraSimdLevel) k);
 }
 
 /* ------------------------------------------------------------------------------------------ */

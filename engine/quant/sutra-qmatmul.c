@@ -38,34 +38,13 @@
 
 static atomic_int active_kernel = -1;   /* SutraQuantKernel, -1 = not chosen yet */
 
-static SutraQuantKernel
-best_available (void)
-{
-#if defined(__x86_64__)
-  if (!sutra_cpu_has_avx2_fma ())
-    return SUTRA_QKERNEL_SCALAR;
-  __builtin_cpu_init ();
-  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512vl"))
-    return SUTRA_QKERNEL_AVX512;
-  return SUTRA_QKERNEL_AVX2;
-#else
-  return SUTRA_QKERNEL_SCALAR;
-#endif
-}
-
-static SutraQuantKernel
-resolve (SutraQuantKernel k)
-{
-  SutraQuantKernel best = best_available ();
-  if (k == SUTRA_QKERNEL_AUTO || k > best)
-    return best;
-  return k;
-}
+_Static_assert ((int) SUTRA_QKERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) SUTRA_QKERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
+                "kernel levels follow SutraSimdLevel");
 
 SutraQuantKernel
 sutra_quant_set_kernel (SutraQuantKernel k)
 {
-  SutraQuantKernel r = resolve (k);
+  SutraQuantKernel r = (SutraQuantKernel) sutra_simd_level_resolve ((SutraSimdLevel) k);
   atomic_store (&active_kernel, (int) r);
   return r;
 }
@@ -76,26 +55,13 @@ sutra_quant_get_kernel (void)
   int k = atomic_load (&active_kernel);
   if (k >= 0)
     return (SutraQuantKernel) k;
-  const char *env = getenv ("SUTRA_QUANT_KERNEL");
-  SutraQuantKernel want = SUTRA_QKERNEL_AUTO;
-  if (env && !strcmp (env, "scalar"))
-    want = SUTRA_QKERNEL_SCALAR;
-  else if (env && !strcmp (env, "avx2"))
-    want = SUTRA_QKERNEL_AVX2;
-  else if (env && !strcmp (env, "avx512"))
-    want = SUTRA_QKERNEL_AVX512;
-  return sutra_quant_set_kernel (want);
+  return sutra_quant_set_kernel ((SutraQuantKernel) sutra_simd_level_from_env ("SUTRA_QUANT_KERNEL"));
 }
 
 const char *
 sutra_quant_kernel_name (SutraQuantKernel k)
 {
-  switch (k) {
-  case SUTRA_QKERNEL_SCALAR: return "scalar";
-  case SUTRA_QKERNEL_AVX2: return "avx2";
-  case SUTRA_QKERNEL_AVX512: return "avx512";
-  default: return "auto";
-  }
+  return sutra_simd_level_name ((SutraSimdLevel) k);
 }
 
 static const SqKernels *
