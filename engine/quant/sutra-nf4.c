@@ -252,20 +252,22 @@ sub_indices (const uint8_t *b, __m256i idx[4])
   idx[3] = _mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8));
 }
 
-/* p = sum over the four chunks of sub-block b (x: its 32 inputs), continuing p unless first */
+/* p = sum over the four chunks of sub-block b (x: its 32 inputs), continuing p unless first.
+ * Byte j of the sub-block holds code j (low nibble) and code j + 16 (high nibble). The lookups
+ * read only the low 4 bits of each 32-bit index (permutes: bits 0-2; the half select: bit 3
+ * shifted to the sign), so the zero-extended bytes serve as the indices of codes 0-15 as they
+ * are, and shifted right by 4 as those of codes 16-31: no masking, two byte spreads instead of
+ * four plus two byte shifts. */
 AVX2 static inline __attribute__ ((always_inline)) __m256
 nf4_sub_dot (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
 {
-  const __m128i m4 = _mm_set1_epi8 (15);
-  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
-  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
-  __m256 w0 = nf4_lut (_mm256_cvtepu8_epi32 (lo), tlo, thi);
+  __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));
+  __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));
+  __m256 w0 = nf4_lut (b0, tlo, thi);
   p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
-  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8)), tlo, thi),
-                       _mm256_loadu_ps (x + 8), p);
-  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (hi), tlo, thi), _mm256_loadu_ps (x + 16), p);
-  p = _mm256_fmadd_ps (nf4_lut (_mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8)), tlo, thi),
-                       _mm256_loadu_ps (x + 24), p);
+  p = _mm256_fmadd_ps (nf4_lut (b1, tlo, thi), _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16), p);
+  p = _mm256_fmadd_ps (nf4_lut (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24), p);
   return p;
 }
 
@@ -347,17 +349,16 @@ nf4_lut512 (__m256i idx, __m256 tlo, __m256 thi)
 AVX512 static inline __attribute__ ((always_inline)) __m256
 nf4_sub_dot512 (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
 {
-  const __m128i m4 = _mm_set1_epi8 (15);
-  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
-  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
-  __m256 w0 = nf4_lut512 (_mm256_cvtepu8_epi32 (lo), tlo, thi);
+  /* as nf4_sub_dot: the two-table permute reads index bits 0-3 only */
+  __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));
+  __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));
+  __m256 w0 = nf4_lut512 (b0, tlo, thi);
   p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
-  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8)), tlo, thi),
-                       _mm256_loadu_ps (x + 8), p);
-  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (hi), tlo, thi), _mm256_loadu_ps (x + 16),
+  p = _mm256_fmadd_ps (nf4_lut512 (b1, tlo, thi), _mm256_loadu_ps (x + 8), p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16),
                        p);
-  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8)), tlo, thi),
-                       _mm256_loadu_ps (x + 24), p);
+  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24),
+                       p);
   return p;
 }
 
