@@ -209,6 +209,7 @@ int4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int 
     __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
       const float *x = xp + (size_t) g * G;
+      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
       __m256 pa = int4_group_dot (ra + (size_t) g * G / 2, x, subs, _mm_set1_epi8 ((char) za[g]));
       __m256 pb = int4_group_dot (rb + (size_t) g * G / 2, x, subs, _mm_set1_epi8 ((char) zb[g]));
       acca = _mm256_fmadd_ps (_mm256_set1_ps (sa[g]), pa, acca);
@@ -292,6 +293,7 @@ int4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, in
     __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
       const float *x = xp + (size_t) g * G;
+      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
       __m256 zfa = _mm256_set1_ps ((float) za[g]), zfb = _mm256_set1_ps ((float) zb[g]);
       __m256 pa = int4_group_dot512 (ra + (size_t) g * G / 2, x, subs, _mm256_sub_ps (ilo, zfa),
                                      _mm256_sub_ps (ihi, zfa));

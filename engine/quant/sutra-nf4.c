@@ -284,6 +284,7 @@ nf4_matvec_body (const SutraQWeight *q, const float *xp, float *y, int r0, int r
     __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
       const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
       __m256 pa = nf4_sub_dot (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
       __m256 pb = nf4_sub_dot (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
       pa = nf4_sub_dot (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
@@ -373,6 +374,7 @@ nf4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int
     __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
     for (int g = 0; g < q->ngroups; g++) {
       const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
       __m256 pa = nf4_sub_dot512 (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
       __m256 pb = nf4_sub_dot512 (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
       pa = nf4_sub_dot512 (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
