@@ -311,7 +311,7 @@ layer_forward (SutraModel *m, Layer *ly, Acts *A, float *x_out, int B, int T, co
   int N = B * T, C = c->hidden_size, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
   int H = NH * HS, F = c->intermediate_size, half = HS / 2;
   A->rng_at_start = rng ? *rng : 0;
-  double t0 = sutra_model_now ();
+  double t0 = sutra_model_prof_start (m);
   sutra_rmsnorm_forward (A->h1, A->rstd1, A->x_in, ly->attn_norm->data, c->rms_norm_eps, N, C);
   sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (ly->q, A->q, A->h1, N, &A->saved[0], rng);
@@ -389,7 +389,7 @@ llama_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **lo
     if (!for_backward && i + 1 < c->n_layers)
       memcpy (L->work.x_in, L->x_out, sizeof (float) * (size_t) N * C);
   }
-  double t0 = sutra_model_now ();
+  double t0 = sutra_model_prof_start (m);
   sutra_rmsnorm_forward (L->hf, L->rstdf, L->x_out, L->final_norm->data, c->rms_norm_eps, N, C);
   sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (L->lm_head, L->logits, L->hf, N, NULL, NULL);
@@ -427,7 +427,7 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
   bool ckpt = m->grad_checkpointing;
   float *dx = L->dx, *dh = L->dh;
   /* lm_head and the final norm */
-  double t0 = sutra_model_now ();
+  double t0 = sutra_model_prof_start (m);
   memset (dh, 0, sizeof (float) * (size_t) N * C);
   sutra_linear_backward (L->lm_head, dh, dlogits, L->hf, N, NULL, NULL);
   sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
@@ -448,7 +448,7 @@ llama_backward (SutraModel *m, const float *dlogits, SutraError *err)
       layer_forward (m, ly, W, dh, B, T, L->last_doc,
                      m->train_mode == SUTRA_TRAIN_LORA ? &rng : NULL);
       A = W;
-      t0 = sutra_model_now ();   /* layer_forward profiled itself */
+      t0 = sutra_model_prof_start (m);   /* layer_forward profiled itself */
     }
     /* MLP: x_out = x_mid + down(a), a = act(g) * u */
     int64_t nf = (int64_t) N * F;

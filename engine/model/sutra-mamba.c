@@ -457,7 +457,7 @@ layer_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
   Layer *ly = &MB (m)->layers[li];
   int N = B * T, C = c->hidden_size, I = c->intermediate_mamba, S = c->state_size;
   int R = c->time_step_rank, K = c->conv_kernel, ldb = R + 2 * S;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   X->rng_at_start = rng ? *rng : 0;
   sutra_rmsnorm_forward (X->h, X->rstd, X->x_in, ly->norm->data, c->layer_norm_epsilon, N, C);
   sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
@@ -513,7 +513,7 @@ mamba_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **lo
   size_t IS = (size_t) c->intermediate_mamba * c->state_size;
   bool ckpt = m->grad_checkpointing && for_backward;
   uint64_t *rng = for_backward && m->train_mode == SUTRA_TRAIN_LORA ? &m->dropout_rng : NULL;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   sutra_rnn_segments (M->seg, b->doc, b->B, b->T);
   a_table (m, M->A);
   float *x0 = for_backward ? M->acts[0].x_in : M->work.x_in;
@@ -539,7 +539,7 @@ mamba_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **lo
     if (!for_backward && i + 1 < L)
       memcpy (M->work.x_in, M->x_out, sizeof (float) * (size_t) N * C);
   }
-  t0 = m->profile ? sutra_model_now () : 0;
+  t0 = sutra_model_prof_start (m);
   sutra_rmsnorm_forward (M->hf, M->rstdf, M->x_out, M->norm_f->data, c->layer_norm_epsilon, N, C);
   sutra_model_prof (m, SUTRA_PROF_NORM, &t0);
   sutra_linear_forward (M->lm_head, M->logits, M->hf, N, NULL, NULL);
@@ -571,7 +571,7 @@ layer_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   int N = B * T, C = c->hidden_size, I = c->intermediate_mamba, S = c->state_size;
   int R = c->time_step_rank, K = c->conv_kernel, ldb = R + 2 * S;
   size_t NI = (size_t) N * I;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   /* out_proj and the gate */
   float *dg = M->dI1;
   memset (dg, 0, sizeof (float) * NI);
@@ -656,7 +656,7 @@ mamba_backward (SutraModel *m, const float *dlogits, SutraError *err)
     return sutra_error_set (err, SUTRA_ERR_INVALID, "backward without a training forward");
   int B = M->lastB, T = M->lastT, N = B * T, C = c->hidden_size;
   size_t NC = (size_t) N * C, IS = (size_t) c->intermediate_mamba * c->state_size;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   memset (M->dh, 0, sizeof (float) * NC);
   sutra_linear_backward (M->lm_head, M->dh, dlogits, M->hf, N, NULL, NULL);
   sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
@@ -676,7 +676,7 @@ mamba_backward (SutraModel *m, const float *dlogits, SutraError *err)
     }
     layer_backward (m, i, X, M->dx, B, T, M->seg, M->A + i * IS);
   }
-  t0 = m->profile ? sutra_model_now () : 0;
+  t0 = sutra_model_prof_start (m);
   if (M->embed->grad)
     sutra_embedding_backward (M->embed->grad, M->dx, M->last_ids, N, C);
   sutra_model_prof (m, SUTRA_PROF_OTHER, &t0);

@@ -143,6 +143,13 @@ sutra_model_now (void)
   return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
+/* the clock at the start of a profiled stretch (0, and no clock read, when profiling is off) */
+static inline double
+sutra_model_prof_start (const SutraModel *m)
+{
+  return m->profile ? sutra_model_now () : 0;
+}
+
 static inline void
 sutra_model_prof (SutraModel *m, SutraProfKind kind, double *t0)
 {

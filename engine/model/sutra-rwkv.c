@@ -540,7 +540,7 @@ block_forward (SutraModel *m, int li, Acts *X, float *x_out, int B, int T, const
   Block *bk = &R->blocks[li];
   int N = B * T, C = c->hidden_size, A = c->attention_hidden_size, F = c->intermediate_size;
   float eps = block_eps (c, li, rescale);
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   X->rng_at_start = rng ? *rng : 0;
   /* time mixing */
   sutra_layernorm_forward (X->h1, X->mean1, X->rstd1, X->x_in, bk->ln1_w->data, bk->ln1_b->data,
@@ -613,7 +613,7 @@ rwkv_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **log
   bool ckpt = m->grad_checkpointing && for_backward;
   bool rescale = !for_backward;
   uint64_t *rng = for_backward && m->train_mode == SUTRA_TRAIN_LORA ? &m->dropout_rng : NULL;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   sutra_rnn_segments (R->seg, b->doc, b->B, b->T);
   decay_table (m, R->wdecay);
   st = sutra_embedding_forward (R->emb, b->ids, R->embed->data, N, c->vocab_size, C, err);
@@ -643,7 +643,7 @@ rwkv_forward (SutraModel *m, const SutraBatch *b, bool for_backward, float **log
     if (!for_backward && i + 1 < L)
       memcpy (R->work.x_in, R->x_out, sizeof (float) * (size_t) N * C);
   }
-  t0 = m->profile ? sutra_model_now () : 0;
+  t0 = sutra_model_prof_start (m);
   float eps_out = rescale && c->rescale_every > 0 ? ldexpf (LN_OUT_EPS, 2 * (L / c->rescale_every))
                                                   : LN_OUT_EPS;
   sutra_layernorm_forward (R->hf, R->meanf, R->rstdf, R->x_out, R->lnf_w->data, R->lnf_b->data,
@@ -690,7 +690,7 @@ block_backward (SutraModel *m, int li, Acts *X, float *dx, int B, int T, const i
   Block *bk = &R->blocks[li];
   int N = B * T, C = c->hidden_size, A = c->attention_hidden_size, F = c->intermediate_size;
   size_t NC = (size_t) N * C, NA = (size_t) N * A, NF = (size_t) N * F;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   /* ---- channel mixing: x_out = x_mid + fr * fv ---- */
   float *dfv = R->dC1, *dfr = R->dC2;
   ewb_run (EWB_FFN_BWD, dfv, dfr, dx, X->fr, X->fv, NC);   /* dfr through the sigmoid */
@@ -763,7 +763,7 @@ rwkv_backward (SutraModel *m, const float *dlogits, SutraError *err)
     return sutra_error_set (err, SUTRA_ERR_INVALID, "backward without a training forward");
   int B = R->lastB, T = R->lastT, N = B * T, C = c->hidden_size;
   size_t NC = (size_t) N * C;
-  double t0 = m->profile ? sutra_model_now () : 0;
+  double t0 = sutra_model_prof_start (m);
   memset (R->dh, 0, sizeof (float) * NC);
   sutra_linear_backward (R->head, R->dh, dlogits, R->hf, N, NULL, NULL);
   sutra_model_prof (m, SUTRA_PROF_MATMUL, &t0);
@@ -786,7 +786,7 @@ rwkv_backward (SutraModel *m, const float *dlogits, SutraError *err)
     block_backward (m, i, X, R->dx, B, T, R->seg);
   }
   /* pre_ln and the embedding */
-  t0 = m->profile ? sutra_model_now () : 0;
+  t0 = sutra_model_prof_start (m);
   Block *b0 = &R->blocks[0];
   memset (R->dh, 0, sizeof (float) * NC);
   sutra_layernorm_backward (R->dh, grad_of (b0->pre_w), grad_of (b0->pre_b), R->dx, R->emb,
