@@ -14,6 +14,8 @@ struct SutraOptimizer {
   float **m, **v;     /* [n] state buffers (v only for Adam kinds) */
   int64_t step;
   bool momentum_started;
+  struct OptChunk *ch;  /* the update's work list (opt_chunks over t), built once */
+  int64_t nch;
 };
 
 static const char *opt_names[] = { "adamw", "adam", "sgd" };
@@ -25,7 +27,7 @@ static const char *sched_names[] = { "constant", "linear", "cosine", "cosine_wit
  * threads (checkpoints resume exactly on another machine). */
 #define OPT_CHUNK 32768
 
-typedef struct { uint32_t tensor; size_t j0, j1; } OptChunk;
+typedef struct OptChunk { uint32_t tensor; size_t j0, j1; } OptChunk;
 
 static OptChunk *
 opt_chunks (const SutraOptTensor *t, size_t n, int64_t *count)
@@ -81,6 +83,7 @@ sutra_optimizer_new (const SutraOptConfig *cfg, const SutraOptTensor *t, size_t 
   o->n = n;
   o->t = sutra_xcalloc (n ? n : 1, sizeof *o->t);
   memcpy (o->t, t, n * sizeof *t);
+  o->ch = opt_chunks (o->t, n, &o->nch);
   o->m = sutra_xcalloc (n ? n : 1, sizeof (float *));
   o->v = sutra_xcalloc (n ? n : 1, sizeof (float *));
   bool adam = cfg->kind != SUTRA_OPT_SGD;
@@ -110,6 +113,7 @@ sutra_optimizer_free (SutraOptimizer *o)
   free (o->m);
   free (o->v);
   free (o->t);
+  free (o->ch);
   free (o);
 }
 
@@ -178,18 +182,15 @@ sutra_optimizer_step (SutraOptimizer *o, double lr)
 {
   const SutraOptConfig *c = &o->cfg;
   o->step++;
-  int64_t nch;
-  OptChunk *ch = opt_chunks (o->t, o->n, &nch);
-  StepJob jb = { .o = o, .ch = ch, .lr = lr, .first = o->step == 1 };
+  StepJob jb = { .o = o, .ch = o->ch, .lr = lr, .first = o->step == 1 };
   if (c->kind == SUTRA_OPT_SGD) {
-    sutra_parallel_for (nch, 1, sgd_range, &jb);
+    sutra_parallel_for (o->nch, 1, sgd_range, &jb);
   } else {
     double bc1 = 1.0 - pow (c->beta1, (double) o->step), bc2 = 1.0 - pow (c->beta2, (double) o->step);
     jb.step_size = lr / bc1;
     jb.bc2_sqrt = sqrt (bc2);
-    sutra_parallel_for (nch, 1, adam_range, &jb);
+    sutra_parallel_for (o->nch, 1, adam_range, &jb);
   }
-  free (ch);
 }
 
 int64_t sutra_optimizer_steps_done (const SutraOptimizer *o) { return o->step; }
@@ -253,35 +254,17 @@ scale_range (void *ctx, int64_t c0, int64_t c1, int ti)
   }
 }
 
-static double
-global_norm (NormJob *jb, int64_t nch)
-{
-  sutra_parallel_for (nch, 1, sumsq_range, jb);
-  double s = 0;
-  for (int64_t k = 0; k < nch; k++)      /* chunk order: the same sum for any thread count */
-    s += jb->partial[k];
-  return sqrt (s);
-}
-
-double
-sutra_grad_global_norm (const SutraOptTensor *t, size_t n)
-{
-  int64_t nch;
-  OptChunk *ch = opt_chunks (t, n, &nch);
-  NormJob jb = { t, ch, sutra_xmalloc (sizeof (double) * (size_t) (nch ? nch : 1)), 1.0 };
-  double norm = global_norm (&jb, nch);
-  free (jb.partial);
-  free (ch);
-  return norm;
-}
-
 double
 sutra_clip_grad_norm (const SutraOptTensor *t, size_t n, double max_norm)
 {
   int64_t nch;
   OptChunk *ch = opt_chunks (t, n, &nch);
   NormJob jb = { t, ch, sutra_xmalloc (sizeof (double) * (size_t) (nch ? nch : 1)), 1.0 };
-  double norm = global_norm (&jb, nch);
+  sutra_parallel_for (nch, 1, sumsq_range, &jb);
+  double sumsq = 0;
+  for (int64_t k = 0; k < nch; k++)      /* chunk order: the same sum for any thread count */
+    sumsq += jb.partial[k];
+  double norm = sqrt (sumsq);
   if (max_norm > 0) {
     /* torch: clip_coef = max_norm / (total_norm + 1e-6), applied when < 1 */
     double coef = max_norm / (norm + 1e-6);
@@ -293,6 +276,12 @@ sutra_clip_grad_norm (const SutraOptTensor *t, size_t n, double max_norm)
   free (jb.partial);
   free (ch);
   return norm;
+}
+
+double
+sutra_grad_global_norm (const SutraOptTensor *t, size_t n)
+{
+  return sutra_clip_grad_norm (t, n, 0);   /* max_norm 0: measure only */
 }
 
 double
