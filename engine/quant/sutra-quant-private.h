@@ -92,13 +92,14 @@ sq_nf4_absmax (const SutraQWeight *q, int r, int g)
 
 /* Software prefetch for the 4-bit matvec kernels, which walk rows in pairs, group by group:
  * while the pair at row r works on group g, fetch slice g of the pair at r_ahead (a pair's
- * 2 * row_bytes bytes cut in ngroups slices), so the pair arrives in cache as the kernel reaches
+ * 2 * row_bytes bytes cut in ngroups slices of `group` bytes: each row holds a group in
+ * group / 2 bytes), so the pair arrives in cache as the kernel reaches
  * it. Measured: NF4 streaming 8.4 -> 10.7 GB/s on one Zen 4 core with r_ahead = r + 4. */
 #define SQ_PREFETCH_ROWS 4
 static inline void
 sq_prefetch_ahead (const SutraQWeight *q, int r_ahead, int g)
 {
-  size_t slice = 2 * q->row_bytes / (size_t) q->ngroups;
+  size_t slice = (size_t) q->group;
   size_t off = (size_t) r_ahead * q->row_bytes + (size_t) g * slice;
   size_t total = (size_t) q->rows * q->row_bytes;
   for (size_t o = off; o < off + slice && o < total; o += 64)
