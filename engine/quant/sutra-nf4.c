@@ -239,103 +239,94 @@ hsum_avx (__m256 v)
   return _mm_cvtss_f32 (_mm_add_ss (t, _mm_shuffle_ps (t, t, 1)));
 }
 
-/* the four 8-code index vectors of one 16-byte sub-block */
-AVX2 static inline void
-sub_indices (const uint8_t *b, __m256i idx[4])
-{
-  const __m128i m4 = _mm_set1_epi8 (15);
-  __m128i raw = _mm_loadu_si128 ((const __m128i *) b);
-  __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
-  idx[0] = _mm256_cvtepu8_epi32 (lo);
-  idx[1] = _mm256_cvtepu8_epi32 (_mm_srli_si128 (lo, 8));
-  idx[2] = _mm256_cvtepu8_epi32 (hi);
-  idx[3] = _mm256_cvtepu8_epi32 (_mm_srli_si128 (hi, 8));
+/* The kernels, generated once per instruction set from the code book lookup LUT (same lanes,
+ * same order, same results for every LUT).
+ *
+ * SUB_DOT: p = sum over the four chunks of sub-block b (x: its 32 inputs), continuing p unless
+ * first. Byte j of the sub-block holds code j (low nibble) and code j + 16 (high nibble). The
+ * lookups read only the low 4 bits of each 32-bit index (AVX2 permutes: bits 0-2, the half
+ * select: bit 3 shifted to the sign; vpermt2ps: bits 0-3), so the zero-extended bytes serve as
+ * the indices of codes 0-15 as they are, and shifted right by 4 as those of codes 16-31: no
+ * masking, two byte spreads instead of four plus two byte shifts.
+ *
+ * MATVEC: each block's partial sum is a chain of its own; only acc carries from block to block,
+ * so the out-of-order core overlaps blocks, and two rows interleaved (sharing the x loads) give
+ * it more to overlap. The row pair SQ_PREFETCH_ROWS ahead is prefetched group by group.
+ *
+ * DEQUANT: whole sub-blocks of 32 vectorised, the partial tail of a row scalar. */
+#define NF4_KERNELS(ATTR, LUT, SUB_DOT, MATVEC, DEQUANT)                                       \
+ATTR static inline __attribute__ ((always_inline)) __m256                                     \
+SUB_DOT (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)      \
+{                                                                                             \
+  __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));                  \
+  __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));            \
+  __m256 w0 = LUT (b0, tlo, thi);                                                             \
+  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x))                                         \
+            : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);                                   \
+  p = _mm256_fmadd_ps (LUT (b1, tlo, thi), _mm256_loadu_ps (x + 8), p);                       \
+  p = _mm256_fmadd_ps (LUT (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16), p); \
+  p = _mm256_fmadd_ps (LUT (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24), p); \
+  return p;                                                                                   \
+}                                                                                             \
+                                                                                              \
+ATTR static void                                                                              \
+MATVEC (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)         \
+{                                                                                             \
+  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8); \
+  int r = r0;                                                                                 \
+  for (; r + 2 <= r1; r += 2) {                                                               \
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;           \
+    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();                          \
+    for (int g = 0; g < q->ngroups; g++) {                                                    \
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;                                     \
+      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);                                         \
+      __m256 pa = SUB_DOT (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);    \
+      __m256 pb = SUB_DOT (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);    \
+      pa = SUB_DOT (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);                  \
+      pb = SUB_DOT (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);                  \
+      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);            \
+      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);        \
+    }                                                                                         \
+    float va = hsum_avx (acca), vb = hsum_avx (accb);                                         \
+    y[r] = accum ? y[r] + va : va;                                                            \
+    y[r + 1] = accum ? y[r + 1] + vb : vb;                                                    \
+  }                                                                                           \
+  for (; r < r1; r++) {                                                                       \
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;                                   \
+    __m256 acc = _mm256_setzero_ps ();                                                        \
+    for (int g = 0; g < q->ngroups; g++) {                                                    \
+      const uint8_t *b = row + (size_t) g * 32;                                               \
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;                                     \
+      __m256 p = SUB_DOT (b, x, _mm256_setzero_ps (), true, tlo, thi);                        \
+      p = SUB_DOT (b + 16, x + 32, p, false, tlo, thi);                                       \
+      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);               \
+    }                                                                                         \
+    float v = hsum_avx (acc);                                                                 \
+    y[r] = accum ? y[r] + v : v;                                                              \
+  }                                                                                           \
+}                                                                                             \
+                                                                                              \
+ATTR static void                                                                              \
+DEQUANT (const SutraQWeight *q, int r, int c0, int c1, float *dst)                            \
+{                                                                                             \
+  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8); \
+  const uint8_t *row = q->qs + (size_t) r * q->row_bytes;                                     \
+  int c = c0;                                                                                 \
+  while (c + SUTRA_Q4_SUB <= c1) {                                                            \
+    __m256 d = _mm256_set1_ps (sq_nf4_absmax (q, r, c / SUTRA_NF4_GROUP));                    \
+    const uint8_t *b = row + (size_t) c / 2;                                                  \
+    __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));                \
+    __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));          \
+    __m256i idx[4] = { b0, b1, _mm256_srli_epi32 (b0, 4), _mm256_srli_epi32 (b1, 4) };        \
+    for (int k = 0; k < 4; k++)                                                               \
+      _mm256_storeu_ps (dst + (c - c0) + 8 * k, _mm256_mul_ps (LUT (idx[k], tlo, thi), d));   \
+    c += SUTRA_Q4_SUB;                                                                        \
+  }                                                                                           \
+  if (c < c1)                                                                                 \
+    nf4_dequant_scalar (q, r, c, c1, dst + (c - c0));                                         \
 }
 
-/* p = sum over the four chunks of sub-block b (x: its 32 inputs), continuing p unless first.
- * Byte j of the sub-block holds code j (low nibble) and code j + 16 (high nibble). The lookups
- * read only the low 4 bits of each 32-bit index (permutes: bits 0-2; the half select: bit 3
- * shifted to the sign), so the zero-extended bytes serve as the indices of codes 0-15 as they
- * are, and shifted right by 4 as those of codes 16-31: no masking, two byte spreads instead of
- * four plus two byte shifts. */
-AVX2 static inline __attribute__ ((always_inline)) __m256
-nf4_sub_dot (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
-{
-  __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));
-  __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));
-  __m256 w0 = nf4_lut (b0, tlo, thi);
-  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
-  p = _mm256_fmadd_ps (nf4_lut (b1, tlo, thi), _mm256_loadu_ps (x + 8), p);
-  p = _mm256_fmadd_ps (nf4_lut (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16), p);
-  p = _mm256_fmadd_ps (nf4_lut (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24), p);
-  return p;
-}
-
-/* Each block's partial sum is a chain of its own; only acc carries from block to block, so
- * the out-of-order core overlaps blocks, and two rows interleaved give it more to overlap. */
-AVX2 static inline __attribute__ ((always_inline)) void
-nf4_matvec_body (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
-{
-  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  int r = r0;
-  /* two rows at a time: their chains interleave in program order and share the x loads */
-  for (; r + 2 <= r1; r += 2) {
-    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
-    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
-    for (int g = 0; g < q->ngroups; g++) {
-      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
-      __m256 pa = nf4_sub_dot (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
-      __m256 pb = nf4_sub_dot (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
-      pa = nf4_sub_dot (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
-      pb = nf4_sub_dot (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);
-      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
-      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
-    }
-    float va = hsum_avx (acca), vb = hsum_avx (accb);
-    y[r] = accum ? y[r] + va : va;
-    y[r + 1] = accum ? y[r + 1] + vb : vb;
-  }
-  for (; r < r1; r++) {
-    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
-    __m256 acc = _mm256_setzero_ps ();
-    for (int g = 0; g < q->ngroups; g++) {
-      const uint8_t *b = row + (size_t) g * 32;
-      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-      __m256 p = nf4_sub_dot (b, x, _mm256_setzero_ps (), true, tlo, thi);
-      p = nf4_sub_dot (b + 16, x + 32, p, false, tlo, thi);
-      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
-    }
-    float v = hsum_avx (acc);
-    y[r] = accum ? y[r] + v : v;
-  }
-}
-
-AVX2 static void
-nf4_matvec_avx2 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
-{
-  nf4_matvec_body (q, xp, y, r0, r1, accum);
-}
-
-AVX2 static void
-nf4_dequant_avx2 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
-{
-  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
-  int c = c0;
-  /* whole sub-blocks of 32 */
-  while (c + SUTRA_Q4_SUB <= c1) {
-    int g = c / SUTRA_NF4_GROUP;
-    __m256 d = _mm256_set1_ps (sq_nf4_absmax (q, r, g));
-    __m256i idx[4];
-    sub_indices (row + (size_t) c / 2, idx);
-    for (int k = 0; k < 4; k++)
-      _mm256_storeu_ps (dst + (c - c0) + 8 * k, _mm256_mul_ps (nf4_lut (idx[k], tlo, thi), d));
-    c += SUTRA_Q4_SUB;
-  }
-  if (c < c1)                   /* the partial tail of the row */
-    nf4_dequant_scalar (q, r, c, c1, dst + (c - c0));
-}
+NF4_KERNELS (AVX2, nf4_lut, nf4_sub_dot, nf4_matvec_avx2, nf4_dequant_avx2)
 
 /* AVX-512VL: the same kernel with the lookup done by one two-table permute (vpermt2ps on
  * 8 lanes), same lanes, same order, same results. */
@@ -347,80 +338,7 @@ nf4_lut512 (__m256i idx, __m256 tlo, __m256 thi)
   return _mm256_permutex2var_ps (tlo, idx, thi);
 }
 
-AVX512 static inline __attribute__ ((always_inline)) __m256
-nf4_sub_dot512 (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)
-{
-  /* as nf4_sub_dot: the two-table permute reads index bits 0-3 only */
-  __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));
-  __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));
-  __m256 w0 = nf4_lut512 (b0, tlo, thi);
-  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x)) : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);
-  p = _mm256_fmadd_ps (nf4_lut512 (b1, tlo, thi), _mm256_loadu_ps (x + 8), p);
-  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16),
-                       p);
-  p = _mm256_fmadd_ps (nf4_lut512 (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24),
-                       p);
-  return p;
-}
-
-AVX512 static void
-nf4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
-{
-  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  int r = r0;
-  /* two rows at a time: their chains interleave in program order and share the x loads */
-  for (; r + 2 <= r1; r += 2) {
-    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
-    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();
-    for (int g = 0; g < q->ngroups; g++) {
-      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
-      __m256 pa = nf4_sub_dot512 (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
-      __m256 pb = nf4_sub_dot512 (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);
-      pa = nf4_sub_dot512 (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);
-      pb = nf4_sub_dot512 (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);
-      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
-      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
-    }
-    float va = hsum_avx (acca), vb = hsum_avx (accb);
-    y[r] = accum ? y[r] + va : va;
-    y[r + 1] = accum ? y[r + 1] + vb : vb;
-  }
-  for (; r < r1; r++) {
-    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
-    __m256 acc = _mm256_setzero_ps ();
-    for (int g = 0; g < q->ngroups; g++) {
-      const uint8_t *b = row + (size_t) g * 32;
-      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-      __m256 p = nf4_sub_dot512 (b, x, _mm256_setzero_ps (), true, tlo, thi);
-      p = nf4_sub_dot512 (b + 16, x + 32, p, false, tlo, thi);
-      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
-    }
-    float v = hsum_avx (acc);
-    y[r] = accum ? y[r] + v : v;
-  }
-}
-
-AVX512 static void
-nf4_dequant_avx512 (const SutraQWeight *q, int r, int c0, int c1, float *dst)
-{
-  const __m256 tlo = _mm256_loadu_ps (sutra_nf4_code), thi = _mm256_loadu_ps (sutra_nf4_code + 8);
-  const __m128i m4 = _mm_set1_epi8 (15);
-  const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
-  int c = c0;
-  while (c + SUTRA_Q4_SUB <= c1) {
-    __m256 d = _mm256_set1_ps (sq_nf4_absmax (q, r, c / SUTRA_NF4_GROUP));
-    __m128i raw = _mm_loadu_si128 ((const __m128i *) (row + (size_t) c / 2));
-    __m128i lo = _mm_and_si128 (raw, m4), hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);
-    __m128i parts[4] = { lo, _mm_srli_si128 (lo, 8), hi, _mm_srli_si128 (hi, 8) };
-    for (int k = 0; k < 4; k++)
-      _mm256_storeu_ps (dst + (c - c0) + 8 * k,
-                        _mm256_mul_ps (nf4_lut512 (_mm256_cvtepu8_epi32 (parts[k]), tlo, thi), d));
-    c += SUTRA_Q4_SUB;
-  }
-  if (c < c1)
-    nf4_dequant_scalar (q, r, c, c1, dst + (c - c0));
-}
+NF4_KERNELS (AVX512, nf4_lut512, nf4_sub_dot512, nf4_matvec_avx512, nf4_dequant_avx512)
 #endif
 
 const SqKernels sutra_nf4_kernels[3] = {
