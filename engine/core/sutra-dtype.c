@@ -1,6 +1,7 @@
 /* sutra-dtype.c: dtype table and half-precision conversions. */
 #include "sutra-dtype.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "sutra-error.h"
 
@@ -138,8 +139,8 @@ sutra_cpu_simd_level (void)
 #endif
 }
 
-SutraSimdLevel
-sutra_simd_level_from_env (const char *var)
+static SutraSimdLevel
+level_from_env (const char *var)
 {
   const char *v = getenv (var);
   if (v && !strcmp (v, "scalar"))
@@ -152,10 +153,19 @@ sutra_simd_level_from_env (const char *var)
 }
 
 SutraSimdLevel
-sutra_simd_level_resolve (SutraSimdLevel want)
+sutra_simd_choice_set (SutraSimdChoice *c, SutraSimdLevel want)
 {
   SutraSimdLevel best = sutra_cpu_simd_level ();
-  return want == SUTRA_SIMD_AUTO || want > best ? best : want;
+  SutraSimdLevel r = want == SUTRA_SIMD_AUTO || want > best ? best : want;
+  atomic_store (&c->active, (int) r);
+  return r;
+}
+
+SutraSimdLevel
+sutra_simd_choice_get (SutraSimdChoice *c)
+{
+  int k = atomic_load (&c->active);
+  return k >= 0 ? (SutraSimdLevel) k : sutra_simd_choice_set (c, level_from_env (c->env_var));
 }
 
 const char *

@@ -44,11 +44,13 @@ bool sutra_cpu_has_f16c (void);
 bool sutra_cpu_has_avx512bf16 (void);
 /* Levels of the runtime-dispatched kernels (SutraHalfKernel and SutraQuantKernel use the same
  * values). sutra_cpu_simd_level: the best the CPU has (AVX-512 F/BW/VL, AVX2 + FMA, scalar).
- * sutra_simd_level_from_env: the level an environment variable names (scalar | avx2 | avx512;
- * anything else is AUTO). sutra_simd_level_resolve: AUTO or a level the CPU lacks -> the best
- * it has. */
+ * A SutraSimdChoice is one dispatcher's level in effect: _set resolves AUTO, or a level the CPU
+ * lacks, to the best it has and returns it; _get returns it, choosing on first use from the
+ * environment variable env_var (scalar | avx2 | avx512; anything else is AUTO). */
 typedef enum { SUTRA_SIMD_AUTO = 0, SUTRA_SIMD_SCALAR, SUTRA_SIMD_AVX2, SUTRA_SIMD_AVX512 } SutraSimdLevel;
+typedef struct { _Atomic int active; const char *env_var; } SutraSimdChoice;
+#define SUTRA_SIMD_CHOICE_INIT(env_var) { -1, env_var }
 SutraSimdLevel sutra_cpu_simd_level (void);
-SutraSimdLevel sutra_simd_level_from_env (const char *var);
-SutraSimdLevel sutra_simd_level_resolve (SutraSimdLevel want);
+SutraSimdLevel sutra_simd_choice_set (SutraSimdChoice *c, SutraSimdLevel want);
+SutraSimdLevel sutra_simd_choice_get (SutraSimdChoice *c);
 const char    *sutra_simd_level_name (SutraSimdLevel l);

@@ -32,7 +32,7 @@
 /* dispatch                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-static atomic_int active_kernel = -1;
+static SutraSimdChoice kernel_choice = SUTRA_SIMD_CHOICE_INIT ("SUTRA_HALF_KERNEL");
 
 _Static_assert ((int) SUTRA_HALF_KERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) SUTRA_HALF_KERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
                 "kernel levels follow SutraSimdLevel");
@@ -40,18 +40,13 @@ _Static_assert ((int) SUTRA_HALF_KERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (in
 SutraHalfKernel
 sutra_half_set_kernel (SutraHalfKernel k)
 {
-  SutraHalfKernel r = (SutraHalfKernel) sutra_simd_level_resolve ((SutraSimdLevel) k);
-  atomic_store (&active_kernel, (int) r);
-  return r;
+  return (SutraHalfKernel) sutra_simd_choice_set (&kernel_choice, (SutraSimdLevel) k);
 }
 
 SutraHalfKernel
 sutra_half_get_kernel (void)
 {
-  int k = atomic_load (&active_kernel);
-  if (k >= 0)
-    return (SutraHalfKernel) k;
-  return sutra_half_set_kernel ((SutraHalfKernel) sutra_simd_level_from_env ("SUTRA_HALF_KERNEL"));
+  return (SutraHalfKernel) sutra_simd_choice_get (&kernel_choice);
 }
 
 const char *

@@ -36,7 +36,7 @@
 /* dispatch                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-static atomic_int active_kernel = -1;   /* SutraQuantKernel, -1 = not chosen yet */
+static SutraSimdChoice kernel_choice = SUTRA_SIMD_CHOICE_INIT ("SUTRA_QUANT_KERNEL");
 
 _Static_assert ((int) SUTRA_QKERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) SUTRA_QKERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
                 "kernel levels follow SutraSimdLevel");
@@ -44,18 +44,13 @@ _Static_assert ((int) SUTRA_QKERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) S
 SutraQuantKernel
 sutra_quant_set_kernel (SutraQuantKernel k)
 {
-  SutraQuantKernel r = (SutraQuantKernel) sutra_simd_level_resolve ((SutraSimdLevel) k);
-  atomic_store (&active_kernel, (int) r);
-  return r;
+  return (SutraQuantKernel) sutra_simd_choice_set (&kernel_choice, (SutraSimdLevel) k);
 }
 
 SutraQuantKernel
 sutra_quant_get_kernel (void)
 {
-  int k = atomic_load (&active_kernel);
-  if (k >= 0)
-    return (SutraQuantKernel) k;
-  return sutra_quant_set_kernel ((SutraQuantKernel) sutra_simd_level_from_env ("SUTRA_QUANT_KERNEL"));
+  return (SutraQuantKernel) sutra_simd_choice_get (&kernel_choice);
 }
 
 const char *
