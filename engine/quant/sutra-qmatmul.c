@@ -4,11 +4,13 @@
  * (times in_scale for AWQ weights whose scales were not folded), then rows are split across
  * the sutra pool and each range runs the format's kernel.
  *
- * Summation order (one definition, implemented by the naive twin, the scalar kernel and the
- * AVX2 kernel, which therefore agree bit for bit):
+ * INT4 is the exception: its kernels take x as 8-bit codes per 32-value block and use integer
+ * dot products (sutra_int4_prepare_x builds that input; the order is in sutra-int4.c).
+ * Summation order of NF4 and INT8 (one definition, implemented by the naive twin, the scalar
+ * kernel and the AVX2 kernel, which therefore agree bit for bit):
  *   element e of a group (INT8: of a 32-value block) feeds lane e % 8 of a partial sum p[8]:
  *   p[l] = w_e * x_e for the first chunk (e < 8), then p[l] = fma (w_e, x_e, p[l]) in order of e;
- *   NF4/INT4: acc[l] = fma (group scale, p[l], acc[l]);  INT8: acc[l] = acc[l] + p[l];
+ *   NF4: acc[l] = fma (group scale, p[l], acc[l]);  INT8: acc[l] = acc[l] + p[l];
  *   row value = ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7))
  *   (INT8: times the row scale); accumulate adds it to y[r] last.
  * Padding values (code 0 against x = 0) take part in the sums like any other value.
@@ -132,13 +134,18 @@ matvec_range (void *ctx, int64_t r0, int64_t r1, int ti)
 size_t
 sutra_qweight_matvec_xsize (const SutraQWeight *q)
 {
+  if (q->p.type == SUTRA_QUANT_INT4)
+    return (size_t) sq_int4_npairs (q) * (sizeof (SqInt4XPair) / sizeof (float));
   return sq_padded_cols (q);
 }
 
 void
 sutra_qweight_matvec_prepare (const SutraQWeight *q, const float *x, float *xp)
 {
-  pad_input (q, x, xp);
+  if (q->p.type == SUTRA_QUANT_INT4)
+    sutra_int4_prepare_x (q, x, (SqInt4XPair *) (void *) xp);
+  else
+    pad_input (q, x, xp);
 }
 
 void
@@ -151,8 +158,8 @@ sutra_qweight_matvec_rows (const SutraQWeight *q, const float *xp, float *y, int
 void
 sutra_qweight_matvec (const SutraQWeight *q, const float *x, float *y, bool accumulate)
 {
-  float *xp = sutra_thread_scratch (SQ_SCRATCH_X, sq_padded_cols (q));
-  pad_input (q, x, xp);
+  float *xp = sutra_thread_scratch (SQ_SCRATCH_X, sutra_qweight_matvec_xsize (q));
+  sutra_qweight_matvec_prepare (q, x, xp);
   MatvecJob j = { q, kernels_for (q), xp, y, accumulate };
   /* at least ~32k weights per thread, or the hand-off costs more than it saves */
   int64_t grain = 4 + 32768 / q->cols;
@@ -164,18 +171,33 @@ sutra_qweight_matvec_naive (const SutraQWeight *q, const float *x, float *y, boo
 {
   size_t n = sq_padded_cols (q);
   float *xp = sutra_xcalloc (n, sizeof (float));
+  int8_t *xq = NULL;
+  float *d = NULL;
+  if (q->p.type == SUTRA_QUANT_INT4) {      /* x as 8-bit codes per block of 32, in order */
+    xq = sutra_xcalloc (n, 1);
+    d = sutra_xcalloc (n / SUTRA_Q4_SUB, sizeof (float));
+    for (size_t k = 0; k < n / SUTRA_Q4_SUB; k++) {
+      int c0 = (int) k * SUTRA_Q4_SUB;
+      if (c0 < q->cols)
+        sutra_int4_q8_block (x + c0, q->in_scale ? q->in_scale + c0 : NULL,
+                             q->cols - c0 < SUTRA_Q4_SUB ? q->cols - c0 : SUTRA_Q4_SUB,
+                             xq + c0, &d[k]);
+    }
+  }
   for (int c = 0; c < q->cols; c++)
     xp[c] = q->in_scale ? x[c] * q->in_scale[c] : x[c];
   for (int r = 0; r < q->rows; r++) {
     float v;
     switch (q->p.type) {
     case SUTRA_QUANT_NF4: v = sutra_nf4_row_dot_naive (q, r, xp); break;
-    case SUTRA_QUANT_INT4: v = sutra_int4_row_dot_naive (q, r, xp); break;
+    case SUTRA_QUANT_INT4: v = sutra_int4_row_dot_naive (q, r, xq, d); break;
     default: v = sutra_int8_row_dot_naive (q, r, xp); break;
     }
     y[r] = accumulate ? y[r] + v : v;
   }
   free (xp);
+  free (xq);
+  free (d);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -17,8 +17,9 @@
  * INT4 from AWQ may carry in_scale [cols]: the layer computes Q (x * in_scale), for channels
  * whose AWQ scale could not be folded into a preceding operation.
  *
- * Matrix-vector products follow one summation order that the scalar, AVX2 and naive code all
- * implement (which makes them bit-identical; see sutra-qmatvec.c). */
+ * Matrix-vector products follow one summation order per format that the scalar, AVX2, AVX-512
+ * and naive code all implement (which makes them bit-identical; see sutra-qmatmul.c, and
+ * sutra-int4.c for INT4, whose products take x as 8-bit codes). */
 #pragma once
 #include "sutra-quant.h"
 
@@ -90,7 +91,7 @@ sq_nf4_absmax (const SutraQWeight *q, int r, int g)
                q->dq_offset[i / SUTRA_NF4_DQ_BLOCK]);
 }
 
-/* Software prefetch for the 4-bit matvec kernels, which walk rows in pairs, group by group:
+/* Software prefetch for the NF4 matvec kernels, which walk rows in pairs, group by group:
  * while the pair at row r works on group g, fetch slice g of the pair at r_ahead (a pair's
  * 2 * row_bytes bytes cut in ngroups slices of `group` bytes: each row holds a group in
  * group / 2 bytes), so the pair arrives in cache as the kernel reaches
@@ -144,9 +145,35 @@ sutra_int4_code (float w, float scale, int zero)
   return t > 15.f ? 15 : (int) t;
 }
 
+/* ---- INT4 matrix-vector input ----
+ * INT4 products take the input as 8-bit integers (ggml's q8_0 rule per 32-value block:
+ * d = max |x| / 127, q = round (x / d)), so a row's 4-bit codes meet x in integer dot products
+ * (exact) and floats only appear once per 4 x 8 values. The prepared input holds, per pair of
+ * sub-blocks (64 values, k = 2p and 2p + 1), what the kernels' 32-byte weight loads line up
+ * with: their low nibbles are elements 0..15 of k then of k + 1, their high nibbles 16..31. */
+typedef struct {
+  int8_t lo[32];      /* x codes of elements 0..15 of sub-block 2p, then of 2p + 1 */
+  int8_t hi[32];      /* elements 16..31 of 2p, then of 2p + 1 */
+  float d[8];         /* lanes 0..3: the block scale of 2p, lanes 4..7: of 2p + 1 */
+  int32_t qsum[8];    /* lane L: the sum of the 8 x codes lane L's dot takes (see sutra-int4.c) */
+} SqInt4XPair;
+static_assert (sizeof (SqInt4XPair) == 128, "INT4 input pair must be 128 bytes");
+
+/* Sub-blocks per padded INT4 row, and pairs of them (the last one half empty when odd). */
+static inline int sq_int4_nsub (const SutraQWeight *q) { return q->ngroups * q->group / SUTRA_Q4_SUB; }
+static inline int sq_int4_npairs (const SutraQWeight *q) { return (sq_int4_nsub (q) + 1) / 2; }
+
+/* One 32-value block of x (times in_scale when given; n <= 32 values, the rest taken as 0)
+ * to codes q[32] and scale *d: q8_0's rule. A NaN or infinite value makes *d NaN and every
+ * code 0, so the products it feeds are NaN as they are in float. */
+void sutra_int4_q8_block (const float *x, const float *in_scale, int n, int8_t q[32], float *d);
+/* xp [sq_int4_npairs] from x [cols] (and in_scale). */
+void sutra_int4_prepare_x (const SutraQWeight *q, const float *x, SqInt4XPair *xp);
+
 /* ---- kernels, per format ----
  * matvec over rows [r0, r1): y[r] (+)= row r . xp, with xp the zero-padded (and in_scale'd)
- * input of length ngroups * group (INT8: cols rounded up to 32).
+ * input of length ngroups * group (INT8: cols rounded up to 32); INT4: xp is the
+ * SqInt4XPair array sutra_int4_prepare_x made (the prepared buffer is opaque to callers).
  * dequant: dst[0 .. c1-c0) = row r, columns [c0, c1); c0 a multiple of the group (INT8: any). */
 typedef void (*SqMatvecFn)  (const SutraQWeight *q, const float *xp, float *y, int r0, int r1,
                              bool acc);
@@ -161,7 +188,8 @@ typedef struct {
 extern const SqKernels sutra_nf4_kernels[3], sutra_int4_kernels[3], sutra_int8_kernels[3];
 /* The reference row kernels the _naive twins use (per format). */
 float sutra_nf4_row_dot_naive  (const SutraQWeight *q, int r, const float *xp);
-float sutra_int4_row_dot_naive (const SutraQWeight *q, int r, const float *xp);
+/* INT4: xq [padded cols] natural-order x codes, d [padded cols / 32] their block scales */
+float sutra_int4_row_dot_naive (const SutraQWeight *q, int r, const int8_t *xq, const float *d);
 float sutra_int8_row_dot_naive (const SutraQWeight *q, int r, const float *xp);
 
 /* Horizontal sum of 8 lanes in the order every kernel uses:
