@@ -155,13 +155,23 @@ typedef struct {
   int8_t lo[32];      /* x codes of elements 0..15 of sub-block 2p, then of 2p + 1 */
   int8_t hi[32];      /* elements 16..31 of 2p, then of 2p + 1 */
   float d[8];         /* lanes 0..3: the block scale of 2p, lanes 4..7: of 2p + 1 */
-  int32_t qsum[8];    /* lane L: the sum of the 8 x codes lane L's dot takes (see sutra-int4.c) */
+  float qsum[8];      /* lane L: the sum of the 8 x codes lane L's dot takes (see sutra-int4.c);
+                         a small integer, exact in float, so the zero point's term
+                         D - z * qsum is one exact fnmadd */
 } SqInt4XPair;
 static_assert (sizeof (SqInt4XPair) == 128, "INT4 input pair must be 128 bytes");
 
 /* Sub-blocks per padded INT4 row, and pairs of them (the last one half empty when odd). */
-static inline int sq_int4_nsub (const SutraQWeight *q) { return q->ngroups * q->group / SUTRA_Q4_SUB; }
-static inline int sq_int4_npairs (const SutraQWeight *q) { return (sq_int4_nsub (q) + 1) / 2; }
+static inline int
+sq_int4_nsub (const SutraQWeight *q)
+{
+  return q->ngroups * q->group / SUTRA_Q4_SUB;
+}
+static inline int
+sq_int4_npairs (const SutraQWeight *q)
+{
+  return (sq_int4_nsub (q) + 1) / 2;
+}
 
 /* One 32-value block of x (times in_scale when given; n <= 32 values, the rest taken as 0)
  * to codes q[32] and scale *d: q8_0's rule. A NaN or infinite value makes *d NaN and every
