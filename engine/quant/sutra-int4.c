@@ -117,9 +117,9 @@ sutra_int4_q8_block (const float *x, const float *in_scale, int n, int8_t q[32],
   *d = s;
 }
 
-/* One pair's lanes from its two blocks' codes and scales. */
+/* Half h of a pair from its block's codes and scale; S[4 h + m] = the lane sums. */
 static void
-pair_fill (SqInt4XPair *o, int h, const int8_t b[32], float d)
+pair_fill (SqInt4XPair *o, int h, const int8_t b[32], float d, float S[8])
 {
   memcpy (o->lo + 16 * h, b, 16);
   memcpy (o->hi + 16 * h, b + 16, 16);
@@ -128,8 +128,17 @@ pair_fill (SqInt4XPair *o, int h, const int8_t b[32], float d)
     for (int t = 0; t < 4; t++)
       sum += b[4 * m + t] + b[16 + 4 * m + t];
     o->d[4 * h + m] = d;
-    o->qsum[4 * h + m] = (float) sum;
+    S[4 * h + m] = (float) sum;
   }
+}
+
+/* zq[z] = z * S, lane by lane (exact: |z * S| <= 15 * 8 * 127) */
+static void
+pair_zq (SqInt4XPair *o, const float S[8])
+{
+  for (int z = 0; z < 16; z++)
+    for (int L = 0; L < 8; L++)
+      o->zq[z][L] = (float) z * S[L];
 }
 
 #if defined(__x86_64__)
@@ -184,6 +193,7 @@ sutra_int4_prepare_x (const SutraQWeight *q, const float *x, SqInt4XPair *xp)
   bool avx2 = sutra_quant_get_kernel () >= SUTRA_QKERNEL_AVX2;
 #endif
   for (int p = 0; p < npairs; p++) {
+    float S[8];
     for (int h = 0; h < 2; h++) {
       int k = 2 * p + h, c0 = k * SUTRA_Q4_SUB;
       const float *is = q->in_scale ? q->in_scale + c0 : NULL;
@@ -197,8 +207,9 @@ sutra_int4_prepare_x (const SutraQWeight *q, const float *x, SqInt4XPair *xp)
       if (k < nsub && c0 < q->cols)
         sutra_int4_q8_block (x + c0, is, q->cols - c0 < SUTRA_Q4_SUB ? q->cols - c0 : SUTRA_Q4_SUB,
                              b, &d);
-      pair_fill (&xp[p], h, b, d);
+      pair_fill (&xp[p], h, b, d, S);
     }
+    pair_zq (&xp[p], S);
   }
 }
 
@@ -250,7 +261,7 @@ int4_matvec_scalar (const SutraQWeight *q, const float *xpf, float *y, int r0, i
           D += (b[j] & 15) * x->lo[16 * h + j] + (b[j] >> 4) * x->hi[16 * h + j];
         }
         int L = 4 * h + m;
-        acc[L] = fmaf (c, (float) (D - z * (int32_t) x->qsum[L]), acc[L]);
+        acc[L] = fmaf (c, (float) D - x->zq[z][L], acc[L]);
       }
     }
     float v = sq_hsum8 (acc);
@@ -349,19 +360,21 @@ dot128_vnni (__m128i lo, __m128i hi, __m128i xlo, __m128i xhi)
 }
 
 /* INT4_Q8_KERNEL (name, target, dot256, dot128) defines name (the SqMatvecFn): a row at a
- * time, a pair of sub-blocks (one 32-byte load) per step. G >= 64: a pair lies in one group;
- * G = 32: lanes 0..3 belong to group 2p, 4..7 to 2p + 1, and an odd last sub-block takes the
- * 128-bit path (lanes 0..3). D - z * S is formed in float by one fnmadd (every term is a small
- * integer, so it is exact: the same value as the integer expression). The row SQ_INT4_AHEAD
- * ahead is prefetched a cache line per two pairs. One row at a time keeps the weights one
- * sequential stream; the rows' pairs are independent, so the out-of-order core overlaps them
- * and only the accumulator's fma is a chain. Measured streaming on 2 Zen 4 cores, in turns in
- * one process: one row 23.0 GB/s, two 20.6, four 20.2 (the same pass of INT8: 28.1, read
- * bandwidth 32.9); prefetch 8 rows ahead vs none: 11.7 vs 10.0 GB/s on one core. */
+ * time, a pair of sub-blocks (one 32-byte load) per step. G = 64 / 128: a pair lies in one
+ * group; G = 32: lanes 0..3 belong to group 2p, 4..7 to 2p + 1, and an odd last sub-block takes
+ * the 128-bit path (lanes 0..3). D - z * S is the float D minus the input's precomputed row
+ * zq[z] (all small integers, exact: the same value as the integer expression), which costs one
+ * subtraction and no per-group broadcast of z. Two pairs (a cache line of the row) per loop
+ * step, the row SQ_INT4_AHEAD ahead prefetched once per step. One row at a time keeps the
+ * weights one sequential stream; the rows' pairs are independent, so the out-of-order core
+ * overlaps them and only the accumulator's fma is a chain. Measured streaming on 2 Zen 4
+ * cores, in turns in one process: one row 23.0 GB/s, two 20.6, four 20.2 (the same pass of
+ * INT8: 28.1, read bandwidth 32.9); prefetch 8 rows ahead vs none: 11.7 vs 10.0 GB/s on one
+ * core. */
 #define SQ_INT4_AHEAD 8
 #define INT4_Q8_KERNEL(NAME, TARGET, DOT256, DOT128)                                          \
   TARGET static inline __attribute__ ((always_inline)) __m256                                 \
-  NAME##_pair (const SqInt4XPair *x, const uint8_t *w, __m256 sv, __m256 zv, __m256 acc)       \
+  NAME##_pair (const SqInt4XPair *x, const uint8_t *w, __m256 sv, int z, __m256 acc)           \
   {                                                                                            \
     const __m256i m4 = _mm256_set1_epi8 (15);                                                  \
     __m256i raw = _mm256_loadu_si256 ((const __m256i *) w);                                    \
@@ -369,51 +382,64 @@ dot128_vnni (__m128i lo, __m128i hi, __m128i xlo, __m128i xhi)
     __m256i hi = _mm256_and_si256 (_mm256_srli_epi16 (raw, 4), m4);                            \
     __m256i D = DOT256 (lo, hi, _mm256_loadu_si256 ((const __m256i *) x->lo),                  \
                         _mm256_loadu_si256 ((const __m256i *) x->hi));                         \
-    __m256 v = _mm256_fnmadd_ps (zv, _mm256_loadu_ps (x->qsum), _mm256_cvtepi32_ps (D));       \
+    __m256 v = _mm256_sub_ps (_mm256_cvtepi32_ps (D), _mm256_loadu_ps (x->zq[z]));             \
     return _mm256_fmadd_ps (_mm256_mul_ps (sv, _mm256_loadu_ps (x->d)), v, acc);               \
   }                                                                                            \
   TARGET static void NAME (const SutraQWeight *q, const float *xpf, float *y, int r0, int r1, \
                            bool accum)                                                         \
   {                                                                                            \
     const SqInt4XPair *xp = (const SqInt4XPair *) (const void *) xpf;                         \
-    int G = q->group, nsub = sq_int4_nsub (q);                                                 \
+    int G = q->group, nsub = sq_int4_nsub (q), npairs = nsub / 2;                              \
     for (int r = r0; r < r1; r++) {                                                            \
       const uint8_t *rw = q->qs + (size_t) r * q->row_bytes;                                   \
       const float *sc = q->scales + (size_t) r * q->ngroups;                                   \
       const uint8_t *zr = q->zeros + (size_t) r * q->ngroups;                                  \
-      const uint8_t *pf = r + SQ_INT4_AHEAD < q->rows ? rw + SQ_INT4_AHEAD * q->row_bytes      \
-                                                    : NULL;                                    \
+      const uint8_t *pf = rw + (r + SQ_INT4_AHEAD < q->rows ? SQ_INT4_AHEAD : 0) * q->row_bytes; \
       __m256 acc = _mm256_setzero_ps ();                                                       \
-      if (G >= 64) { /* G / 64 pairs per group */                                              \
-        int ppg = G / 64;                                                                      \
-        for (int g = 0, p = 0; g < q->ngroups; g++) {                                          \
-          __m256 sv = _mm256_set1_ps (sc[g]), zv = _mm256_set1_ps ((float) zr[g]);             \
-          for (int e = 0; e < ppg; e++, p++) {                                                 \
-            if (pf && !(p & 1))                                                                \
-              __builtin_prefetch (pf + 32 * (size_t) p, 0, 3);                                 \
-            acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, sv, zv, acc);                     \
-          }                                                                                    \
+      if (G == 64) { /* pair p is group p */                                                   \
+        int p = 0;                                                                             \
+        for (; p + 2 <= npairs; p += 2) {                                                      \
+          __builtin_prefetch (pf + 32 * (size_t) p, 0, 3);                                     \
+          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, _mm256_set1_ps (sc[p]), zr[p], acc); \
+          acc = NAME##_pair (&xp[p + 1], rw + 32 * (size_t) p + 32, _mm256_set1_ps (sc[p + 1]), \
+                             zr[p + 1], acc);                                                  \
+        }                                                                                      \
+        if (p < npairs)                                                                        \
+          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, _mm256_set1_ps (sc[p]), zr[p], acc); \
+      } else if (G == 128) { /* group g is pairs 2g, 2g + 1 */                                 \
+        for (int g = 0; g < q->ngroups; g++) {                                                 \
+          __m256 sv = _mm256_set1_ps (sc[g]);                                                  \
+          __builtin_prefetch (pf + 64 * (size_t) g, 0, 3);                                     \
+          acc = NAME##_pair (&xp[2 * g], rw + 64 * (size_t) g, sv, zr[g], acc);                \
+          acc = NAME##_pair (&xp[2 * g + 1], rw + 64 * (size_t) g + 32, sv, zr[g], acc);       \
         }                                                                                      \
       } else { /* G = 32: lanes 0..3 group 2p, 4..7 group 2p + 1 */                            \
-        for (int p = 0; p < nsub / 2; p++) {                                                   \
-          if (pf && !(p & 1))                                                                  \
+        for (int p = 0; p < npairs; p++) {                                                     \
+          if (!(p & 1))                                                                        \
             __builtin_prefetch (pf + 32 * (size_t) p, 0, 3);                                   \
+          const SqInt4XPair *x = &xp[p];                                                       \
+          const __m256i m4 = _mm256_set1_epi8 (15);                                            \
+          __m256i raw = _mm256_loadu_si256 ((const __m256i *) (rw + 32 * (size_t) p));         \
+          __m256i lo = _mm256_and_si256 (raw, m4);                                             \
+          __m256i hi = _mm256_and_si256 (_mm256_srli_epi16 (raw, 4), m4);                      \
+          __m256i D = DOT256 (lo, hi, _mm256_loadu_si256 ((const __m256i *) x->lo),            \
+                              _mm256_loadu_si256 ((const __m256i *) x->hi));                   \
+          __m256 zs = _mm256_blend_ps (_mm256_loadu_ps (x->zq[zr[2 * p]]),                     \
+                                       _mm256_loadu_ps (x->zq[zr[2 * p + 1]]), 0xF0);          \
           __m256 sv = _mm256_setr_m128 (_mm_set1_ps (sc[2 * p]), _mm_set1_ps (sc[2 * p + 1])); \
-          __m256 zv = _mm256_setr_m128 (_mm_set1_ps ((float) zr[2 * p]),                       \
-                                        _mm_set1_ps ((float) zr[2 * p + 1]));                  \
-          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, sv, zv, acc);                       \
+          __m256 v = _mm256_sub_ps (_mm256_cvtepi32_ps (D), zs);                               \
+          acc = _mm256_fmadd_ps (_mm256_mul_ps (sv, _mm256_loadu_ps (x->d)), v, acc);          \
         }                                                                                      \
         if (nsub & 1) { /* odd: the last sub-block alone, in lanes 0..3 */                     \
-          const SqInt4XPair *x = &xp[nsub / 2];                                                \
+          const SqInt4XPair *x = &xp[npairs];                                                  \
           const __m128i m4 = _mm_set1_epi8 (15);                                               \
           int g = q->ngroups - 1;                                                              \
-          __m128i raw = _mm_loadu_si128 ((const __m128i *) (rw + 32 * (size_t) (nsub / 2)));   \
+          __m128i raw = _mm_loadu_si128 ((const __m128i *) (rw + 32 * (size_t) npairs));       \
           __m128i lo = _mm_and_si128 (raw, m4);                                                \
           __m128i hi = _mm_and_si128 (_mm_srli_epi16 (raw, 4), m4);                            \
           __m128i D = DOT128 (lo, hi, _mm_loadu_si128 ((const __m128i *) x->lo),               \
                               _mm_loadu_si128 ((const __m128i *) x->hi));                      \
-          __m128 v = _mm_fnmadd_ps (_mm_set1_ps ((float) zr[g]), _mm_loadu_ps (x->qsum),       \
-                                    _mm_cvtepi32_ps (D));                                      \
+          __m128 v = _mm_sub_ps (_mm_cvtepi32_ps (D), _mm_loadu_ps (x->zq[zr[g]]));            \
           __m128 a = _mm_fmadd_ps (_mm_mul_ps (_mm_set1_ps (sc[g]), _mm_loadu_ps (x->d)), v,   \
                                    _mm256_castps256_ps128 (acc));                              \
           acc = _mm256_insertf128_ps (acc, a, 0);                                              \

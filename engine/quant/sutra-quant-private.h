@@ -155,11 +155,11 @@ typedef struct {
   int8_t lo[32];      /* x codes of elements 0..15 of sub-block 2p, then of 2p + 1 */
   int8_t hi[32];      /* elements 16..31 of 2p, then of 2p + 1 */
   float d[8];         /* lanes 0..3: the block scale of 2p, lanes 4..7: of 2p + 1 */
-  float qsum[8];      /* lane L: the sum of the 8 x codes lane L's dot takes (see sutra-int4.c);
-                         a small integer, exact in float, so the zero point's term
-                         D - z * qsum is one exact fnmadd */
+  float zq[16][8];    /* [z][L]: z times the sum of the 8 x codes lane L's dot takes (see
+                         sutra-int4.c), for every zero point z: small integers, exact in
+                         float, so D - z * S is one exact subtraction of a looked-up row */
 } SqInt4XPair;
-static_assert (sizeof (SqInt4XPair) == 128, "INT4 input pair must be 128 bytes");
+static_assert (sizeof (SqInt4XPair) == 608, "INT4 input pair must be 608 bytes");
 
 /* Sub-blocks per padded INT4 row, and pairs of them (the last one half empty when odd). */
 static inline int
