@@ -8,9 +8,12 @@
  * absmax ~= code * scale + offset). The 4-bit codes are then chosen against the absmax as
  * dequantized, so the stored values are the nearest the format can express.
  *
- * Kernels (summation order in sutra-qmatvec.c's header comment): for each block a partial sum
- * p[8] over its 8 chunks of 8 values, p = w x, then p = fma (w, x, p); acc = fma (absmax, p,
- * acc); y = hsum8 (acc). The AVX2 lookup of the 16 codes is two permutes and a blend. */
+ * Kernels (summation order in sutra-qmatmul.c's header comment): for each block a partial sum
+ * p[16], value e of the block in lane e % 16, p = w x for the first 16, then p = fma (w, x, p);
+ * acc[16] = fma (absmax, p, acc); y = hsum8 (acc[l] + acc[l + 8]). Sixteen lanes so that the
+ * AVX-512 kernel holds them in one register and looks a sub-block's 16 low (then 16 high)
+ * nibbles up in one vpermps; the AVX2 kernels keep lanes 0-7 and 8-15 in two registers (whose
+ * chains then also overlap). The AVX2 lookup of the 16 codes is two permutes and a blend. */
 #include "sutra-quant-private.h"
 #include "sutra-pool.h"
 
@@ -156,21 +159,23 @@ float
 sutra_nf4_row_dot_naive (const SutraQWeight *q, int r, const float *xp)
 {
   const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
-  float acc[8] = { 0 };
+  float acc[16] = { 0 }, a8[8];
   for (int g = 0; g < q->ngroups; g++) {
     const uint8_t *blk = row + (size_t) g * (SUTRA_NF4_GROUP / 2);
     const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-    float p[8];
-    /* element e joins lane e % 8; the first chunk starts the sums with a product */
+    float p[16];
+    /* element e joins lane e % 16; the first 16 start the sums with a product */
     for (int e = 0; e < SUTRA_NF4_GROUP; e++) {
       float wv = sutra_nf4_code[sq_q4_code (blk, e)];
-      p[e % 8] = e < 8 ? wv * x[e] : fmaf (wv, x[e], p[e % 8]);
+      p[e % 16] = e < 16 ? wv * x[e] : fmaf (wv, x[e], p[e % 16]);
     }
     float d = sq_nf4_absmax (q, r, g);
-    for (int l = 0; l < 8; l++)
+    for (int l = 0; l < 16; l++)
       acc[l] = fmaf (d, p[l], acc[l]);
   }
-  return sq_hsum8 (acc);
+  for (int l = 0; l < 8; l++)
+    a8[l] = acc[l] + acc[l + 8];
+  return sq_hsum8 (a8);
 }
 
 static void
@@ -178,25 +183,30 @@ nf4_matvec_scalar (const SutraQWeight *q, const float *xp, float *y, int r0, int
 {
   for (int r = r0; r < r1; r++) {
     const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
-    float acc[8] = { 0 };
+    float acc[16] = { 0 }, a8[8];
     for (int g = 0; g < q->ngroups; g++) {
       const uint8_t *blk = row + (size_t) g * (SUTRA_NF4_GROUP / 2);
       const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
-      float p[8];
-      /* chunk c = sub-block c / 4; within it: low nibbles of bytes 0-7, 8-15, high of 0-7, 8-15 */
+      float p[16];
+      /* chunk c = sub-block c / 4; within it: low nibbles of bytes 0-7, 8-15, high of 0-7, 8-15;
+       * its elements are 32 (c / 4) + 16 ((c >> 1) & 1) + 8 (c & 1) + l: lanes 8 (c & 1) + l */
       for (int c = 0; c < 8; c++) {
         const uint8_t *b = blk + (c / 4) * 16 + (c & 1) * 8;
         int shift = (c & 2) ? 4 : 0;
+        float *pc = p + 8 * (c & 1);
+        const float *xc = x + 32 * (c / 4) + 16 * ((c >> 1) & 1) + 8 * (c & 1);
         for (int l = 0; l < 8; l++) {
           float wv = sutra_nf4_code[(b[l] >> shift) & 15];
-          p[l] = c == 0 ? wv * x[8 * c + l] : fmaf (wv, x[8 * c + l], p[l]);
+          pc[l] = c < 2 ? wv * xc[l] : fmaf (wv, xc[l], pc[l]);
         }
       }
       float d = sq_nf4_absmax (q, r, g);
-      for (int l = 0; l < 8; l++)
+      for (int l = 0; l < 16; l++)
         acc[l] = fmaf (d, p[l], acc[l]);
     }
-    float v = sq_hsum8 (acc);
+    for (int l = 0; l < 8; l++)
+      a8[l] = acc[l] + acc[l + 8];
+    float v = sq_hsum8 (a8);
     y[r] = accum ? y[r] + v : v;
   }
 }
@@ -254,19 +264,20 @@ hsum_avx (__m256 v)
  * it more to overlap. The row pair SQ_PREFETCH_ROWS ahead is prefetched group by group.
  *
  * DEQUANT: whole sub-blocks of 32 vectorised, the partial tail of a row scalar. */
-#define NF4_KERNELS(ATTR, LUT, SUB_DOT, MATVEC, DEQUANT)                                       \
-ATTR static inline __attribute__ ((always_inline)) __m256                                     \
-SUB_DOT (const uint8_t *b, const float *x, __m256 p, bool first, __m256 tlo, __m256 thi)      \
+#define NF4_MATVEC_KERNEL(ATTR, LUT, SUB_DOT, MATVEC)                                          \
+ATTR static inline __attribute__ ((always_inline)) void                                       \
+SUB_DOT (const uint8_t *b, const float *x, __m256 *p0, __m256 *p1, bool first, __m256 tlo,    \
+         __m256 thi)                                                                          \
 {                                                                                             \
   __m256i b0 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) b));                  \
   __m256i b1 = _mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) (b + 8)));            \
-  __m256 w0 = LUT (b0, tlo, thi);                                                             \
-  p = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x))                                         \
-            : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), p);                                   \
-  p = _mm256_fmadd_ps (LUT (b1, tlo, thi), _mm256_loadu_ps (x + 8), p);                       \
-  p = _mm256_fmadd_ps (LUT (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16), p); \
-  p = _mm256_fmadd_ps (LUT (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24), p); \
-  return p;                                                                                   \
+  __m256 w0 = LUT (b0, tlo, thi), w1 = LUT (b1, tlo, thi);                                    \
+  *p0 = first ? _mm256_mul_ps (w0, _mm256_loadu_ps (x))                                       \
+              : _mm256_fmadd_ps (w0, _mm256_loadu_ps (x), *p0);                               \
+  *p1 = first ? _mm256_mul_ps (w1, _mm256_loadu_ps (x + 8))                                   \
+              : _mm256_fmadd_ps (w1, _mm256_loadu_ps (x + 8), *p1);                           \
+  *p0 = _mm256_fmadd_ps (LUT (_mm256_srli_epi32 (b0, 4), tlo, thi), _mm256_loadu_ps (x + 16), *p0); \
+  *p1 = _mm256_fmadd_ps (LUT (_mm256_srli_epi32 (b1, 4), tlo, thi), _mm256_loadu_ps (x + 24), *p1); \
 }                                                                                             \
                                                                                               \
 ATTR static void                                                                              \
@@ -276,36 +287,45 @@ MATVEC (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool a
   int r = r0;                                                                                 \
   for (; r + 2 <= r1; r += 2) {                                                               \
     const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;           \
-    __m256 acca = _mm256_setzero_ps (), accb = _mm256_setzero_ps ();                          \
+    __m256 a0 = _mm256_setzero_ps (), a1 = a0, b0 = a0, b1 = a0;                              \
     for (int g = 0; g < q->ngroups; g++) {                                                    \
       const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;                                     \
       sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);                                         \
-      __m256 pa = SUB_DOT (ra + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);    \
-      __m256 pb = SUB_DOT (rb + (size_t) g * 32, x, _mm256_setzero_ps (), true, tlo, thi);    \
-      pa = SUB_DOT (ra + (size_t) g * 32 + 16, x + 32, pa, false, tlo, thi);                  \
-      pb = SUB_DOT (rb + (size_t) g * 32 + 16, x + 32, pb, false, tlo, thi);                  \
-      acca = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);            \
-      accb = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);        \
+      __m256 pa0, pa1, pb0, pb1;                                                              \
+      SUB_DOT (ra + (size_t) g * 32, x, &pa0, &pa1, true, tlo, thi);                          \
+      SUB_DOT (rb + (size_t) g * 32, x, &pb0, &pb1, true, tlo, thi);                          \
+      SUB_DOT (ra + (size_t) g * 32 + 16, x + 32, &pa0, &pa1, false, tlo, thi);               \
+      SUB_DOT (rb + (size_t) g * 32 + 16, x + 32, &pb0, &pb1, false, tlo, thi);               \
+      __m256 da = _mm256_set1_ps (sq_nf4_absmax (q, r, g));                                   \
+      __m256 db = _mm256_set1_ps (sq_nf4_absmax (q, r + 1, g));                               \
+      a0 = _mm256_fmadd_ps (da, pa0, a0);                                                     \
+      a1 = _mm256_fmadd_ps (da, pa1, a1);                                                     \
+      b0 = _mm256_fmadd_ps (db, pb0, b0);                                                     \
+      b1 = _mm256_fmadd_ps (db, pb1, b1);                                                     \
     }                                                                                         \
-    float va = hsum_avx (acca), vb = hsum_avx (accb);                                         \
+    float va = hsum_avx (_mm256_add_ps (a0, a1)), vb = hsum_avx (_mm256_add_ps (b0, b1));     \
     y[r] = accum ? y[r] + va : va;                                                            \
     y[r + 1] = accum ? y[r + 1] + vb : vb;                                                    \
   }                                                                                           \
   for (; r < r1; r++) {                                                                       \
     const uint8_t *row = q->qs + (size_t) r * q->row_bytes;                                   \
-    __m256 acc = _mm256_setzero_ps ();                                                        \
+    __m256 a0 = _mm256_setzero_ps (), a1 = a0;                                                \
     for (int g = 0; g < q->ngroups; g++) {                                                    \
       const uint8_t *b = row + (size_t) g * 32;                                               \
       const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;                                     \
-      __m256 p = SUB_DOT (b, x, _mm256_setzero_ps (), true, tlo, thi);                        \
-      p = SUB_DOT (b + 16, x + 32, p, false, tlo, thi);                                       \
-      acc = _mm256_fmadd_ps (_mm256_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);               \
+      __m256 p0, p1;                                                                          \
+      SUB_DOT (b, x, &p0, &p1, true, tlo, thi);                                               \
+      SUB_DOT (b + 16, x + 32, &p0, &p1, false, tlo, thi);                                    \
+      __m256 d = _mm256_set1_ps (sq_nf4_absmax (q, r, g));                                    \
+      a0 = _mm256_fmadd_ps (d, p0, a0);                                                       \
+      a1 = _mm256_fmadd_ps (d, p1, a1);                                                       \
     }                                                                                         \
-    float v = hsum_avx (acc);                                                                 \
+    float v = hsum_avx (_mm256_add_ps (a0, a1));                                              \
     y[r] = accum ? y[r] + v : v;                                                              \
   }                                                                                           \
-}                                                                                             \
-                                                                                              \
+}
+
+#define NF4_DEQUANT_KERNEL(ATTR, LUT, DEQUANT)                                                 \
 ATTR static void                                                                              \
 DEQUANT (const SutraQWeight *q, int r, int c0, int c1, float *dst)                            \
 {                                                                                             \
@@ -326,7 +346,8 @@ DEQUANT (const SutraQWeight *q, int r, int c0, int c1, float *dst)              
     nf4_dequant_scalar (q, r, c, c1, dst + (c - c0));                                         \
 }
 
-NF4_KERNELS (AVX2, nf4_lut, nf4_sub_dot, nf4_matvec_avx2, nf4_dequant_avx2)
+NF4_MATVEC_KERNEL (AVX2, nf4_lut, nf4_sub_dot, nf4_matvec_avx2)
+NF4_DEQUANT_KERNEL (AVX2, nf4_lut, nf4_dequant_avx2)
 
 /* AVX-512VL: the same kernel with the lookup done by one two-table permute (vpermt2ps on
  * 8 lanes), same lanes, same order, same results. */
@@ -338,7 +359,65 @@ nf4_lut512 (__m256i idx, __m256 tlo, __m256 thi)
   return _mm256_permutex2var_ps (tlo, idx, thi);
 }
 
-NF4_KERNELS (AVX512, nf4_lut512, nf4_sub_dot512, nf4_matvec_avx512, nf4_dequant_avx512)
+NF4_DEQUANT_KERNEL (AVX512, nf4_lut512, nf4_dequant_avx512)
+
+/* AVX-512F matvec on 16 lanes: the order's 16 lanes are one register, and a sub-block is two
+ * lookups: the zero-extended bytes index the 16-entry code book in one vpermps (it reads bits
+ * 0-3 of each index: the low nibbles, elements 0..15) and shifted right by 4 the high nibbles
+ * (elements 16..31). Half the lookups and fmas of the 8-lane kernels, same results. */
+AVX512 static inline __attribute__ ((always_inline)) __m512
+nf4_sub_dot_zmm (const uint8_t *b, const float *x, __m512 p, bool first, __m512 book)
+{
+  __m512i idx = _mm512_cvtepu8_epi32 (_mm_loadu_si128 ((const __m128i *) b));
+  __m512 w0 = _mm512_permutexvar_ps (idx, book);
+  p = first ? _mm512_mul_ps (w0, _mm512_loadu_ps (x)) : _mm512_fmadd_ps (w0, _mm512_loadu_ps (x), p);
+  __m512 w1 = _mm512_permutexvar_ps (_mm512_srli_epi32 (idx, 4), book);
+  return _mm512_fmadd_ps (w1, _mm512_loadu_ps (x + 16), p);
+}
+
+/* acc[l] + acc[l + 8], then hsum8 */
+AVX512 static inline float
+hsum16 (__m512 acc)
+{
+  __m256 hi = _mm256_castpd_ps (_mm512_extractf64x4_pd (_mm512_castps_pd (acc), 1));
+  return hsum_avx (_mm256_add_ps (_mm512_castps512_ps256 (acc), hi));
+}
+
+AVX512 static void
+nf4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
+{
+  const __m512 book = _mm512_loadu_ps (sutra_nf4_code);
+  int r = r0;
+  for (; r + 2 <= r1; r += 2) {   /* two rows interleaved, as the 8-lane kernels */
+    const uint8_t *ra = q->qs + (size_t) r * q->row_bytes, *rb = ra + q->row_bytes;
+    __m512 acca = _mm512_setzero_ps (), accb = acca;
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      sq_prefetch_ahead (q, r + SQ_PREFETCH_ROWS, g);
+      __m512 pa = nf4_sub_dot_zmm (ra + (size_t) g * 32, x, _mm512_setzero_ps (), true, book);
+      __m512 pb = nf4_sub_dot_zmm (rb + (size_t) g * 32, x, _mm512_setzero_ps (), true, book);
+      pa = nf4_sub_dot_zmm (ra + (size_t) g * 32 + 16, x + 32, pa, false, book);
+      pb = nf4_sub_dot_zmm (rb + (size_t) g * 32 + 16, x + 32, pb, false, book);
+      acca = _mm512_fmadd_ps (_mm512_set1_ps (sq_nf4_absmax (q, r, g)), pa, acca);
+      accb = _mm512_fmadd_ps (_mm512_set1_ps (sq_nf4_absmax (q, r + 1, g)), pb, accb);
+    }
+    float va = hsum16 (acca), vb = hsum16 (accb);
+    y[r] = accum ? y[r] + va : va;
+    y[r + 1] = accum ? y[r + 1] + vb : vb;
+  }
+  for (; r < r1; r++) {
+    const uint8_t *row = q->qs + (size_t) r * q->row_bytes;
+    __m512 acc = _mm512_setzero_ps ();
+    for (int g = 0; g < q->ngroups; g++) {
+      const float *x = xp + (size_t) g * SUTRA_NF4_GROUP;
+      __m512 p = nf4_sub_dot_zmm (row + (size_t) g * 32, x, _mm512_setzero_ps (), true, book);
+      p = nf4_sub_dot_zmm (row + (size_t) g * 32 + 16, x + 32, p, false, book);
+      acc = _mm512_fmadd_ps (_mm512_set1_ps (sq_nf4_absmax (q, r, g)), p, acc);
+    }
+    float v = hsum16 (acc);
+    y[r] = accum ? y[r] + v : v;
+  }
+}
 #endif
 
 const SqKernels sutra_nf4_kernels[3] = {

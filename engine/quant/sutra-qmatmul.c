@@ -6,13 +6,15 @@
  *
  * INT4 is the exception: its kernels take x as 8-bit codes per 32-value block and use integer
  * dot products (sutra_int4_prepare_x builds that input; the order is in sutra-int4.c).
- * Summation order of NF4 and INT8 (one definition, implemented by the naive twin, the scalar
- * kernel and the AVX2 kernel, which therefore agree bit for bit):
- *   element e of a group (INT8: of a 32-value block) feeds lane e % 8 of a partial sum p[8]:
- *   p[l] = w_e * x_e for the first chunk (e < 8), then p[l] = fma (w_e, x_e, p[l]) in order of e;
- *   NF4: acc[l] = fma (group scale, p[l], acc[l]);  INT8: acc[l] = acc[l] + p[l];
- *   row value = ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7))
- *   (INT8: times the row scale); accumulate adds it to y[r] last.
+ * Summation order of NF4 and INT8 (one definition each, implemented by the naive twin, the
+ * scalar kernel and the SIMD kernels, which therefore agree bit for bit):
+ *   INT8: element e of a 32-value block feeds lane e % 8 of a partial sum p[8]: p[l] = w_e * x_e
+ *   for the first chunk (e < 8), then p[l] = fma (w_e, x_e, p[l]) in order of e;
+ *   acc[l] = acc[l] + p[l]; row value = hsum8 (acc) times the row scale.
+ *   NF4: the same with 16 lanes over a block of 64 (lane e % 16, product for e < 16), then
+ *   acc[l] = fma (absmax, p[l], acc[l]) and row value = hsum8 (acc[l] + acc[l + 8]).
+ *   hsum8 (a) = ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)); accumulate adds the row
+ *   value to y[r] last.
  * Padding values (code 0 against x = 0) take part in the sums like any other value.
  *
  * Matrix-matrix: each thread dequantizes tiles of rows into its own scratch buffer and calls
