@@ -4,6 +4,7 @@
  * files give clear errors, cancellation leaves the model and the disk unchanged, and the
  * quantized model decodes (KV cache) and trains LoRA (QLoRA) correctly. */
 #include "test-util.h"
+#include "sutra-eval.h"
 #include "sutra-fsutil.h"
 #include "sutra-lora.h"
 #include "sutra-pool.h"
@@ -659,26 +660,6 @@ test_cancel (void)
 
 /* ---- the packed model in use: decode with the KV cache, and QLoRA gradients ---- */
 
-/* KL (p || q) in nats of the softmaxes of two logit rows */
-static double
-kl_of_logits (const float *lp, const float *lq, int V)
-{
-  double mp = -INFINITY, mq = -INFINITY, zp = 0, zq = 0, kl = 0;
-  for (int v = 0; v < V; v++) {
-    mp = fmax (mp, lp[v]);
-    mq = fmax (mq, lq[v]);
-  }
-  for (int v = 0; v < V; v++) {
-    zp += exp (lp[v] - mp);
-    zq += exp (lq[v] - mq);
-  }
-  for (int v = 0; v < V; v++) {
-    double a = lp[v] - mp - log (zp), b = lq[v] - mq - log (zq);
-    kl += exp (a) * (a - b);
-  }
-  return kl;
-}
-
 static int
 argmax_of (const float *l, int V)
 {
@@ -719,7 +700,7 @@ kv_step_case (const char *dir, const Case *k, double *kl_mean_out, double *kl_ma
       if (e > KV_STEP_REL_TOL)
         g_error ("%s: decode step %d differs from the full forward by %g", k->label, t, e);
     }
-    double kl = kl_of_logits (f, step, V);
+    double kl = sutra_eval_kl_row (f, step, V);
     kl_sum += kl;
     kl_max = fmax (kl_max, kl);
     same += argmax_of (f, V) == argmax_of (step, V);
