@@ -148,9 +148,10 @@ sutra_int4_code (float w, float scale, int zero)
 /* ---- INT4 matrix-vector input ----
  * INT4 products take the input as 8-bit integers (ggml's q8_0 rule per 32-value block:
  * d = max |x| / 127, q = round (x * (1 / d))), so a row's 4-bit codes meet x in integer dot
- * products (exact) and floats only appear once per 4 x 8 values. The prepared input holds, per pair of
- * sub-blocks (64 values, k = 2p and 2p + 1), what the kernels' 32-byte weight loads line up
- * with: their low nibbles are elements 0..15 of k then of k + 1, their high nibbles 16..31. */
+ * products (exact) and floats only appear once per 4 x 8 values. The prepared input holds,
+ * per pair of sub-blocks (64 values, k = 2p and 2p + 1), what the kernels' 32-byte weight
+ * loads line up with: their low nibbles are elements 0..15 of k then of k + 1, their high
+ * nibbles 16..31. */
 typedef struct {
   int8_t lo[32];      /* x codes of elements 0..15 of sub-block 2p, then of 2p + 1 */
   int8_t hi[32];      /* elements 16..31 of 2p, then of 2p + 1 */
