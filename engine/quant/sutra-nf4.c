@@ -259,9 +259,10 @@ hsum_avx (__m256 v)
  * the indices of codes 0-15 as they are, and shifted right by 4 as those of codes 16-31: no
  * masking, two byte spreads instead of four plus two byte shifts.
  *
- * MATVEC: each block's partial sum is a chain of its own; only acc carries from block to block,
- * so the out-of-order core overlaps blocks, and two rows interleaved (sharing the x loads) give
- * it more to overlap. The row pair SQ_PREFETCH_ROWS ahead is prefetched group by group.
+ * MATVEC (AVX2): each block's partial sums (lanes 0-7 and 8-15) are chains of their own; only
+ * acc carries from block to block, so the out-of-order core overlaps blocks, and two rows
+ * interleaved (sharing the x loads) give it more to overlap. The row pair SQ_PREFETCH_ROWS
+ * ahead is prefetched group by group.
  *
  * DEQUANT: whole sub-blocks of 32 vectorised, the partial tail of a row scalar. */
 #define NF4_MATVEC_KERNEL(ATTR, LUT, SUB_DOT, MATVEC)                                          \
@@ -349,8 +350,8 @@ DEQUANT (const SutraQWeight *q, int r, int c0, int c1, float *dst)              
 NF4_MATVEC_KERNEL (AVX2, nf4_lut, nf4_sub_dot, nf4_matvec_avx2)
 NF4_DEQUANT_KERNEL (AVX2, nf4_lut, nf4_dequant_avx2)
 
-/* AVX-512VL: the same kernel with the lookup done by one two-table permute (vpermt2ps on
- * 8 lanes), same lanes, same order, same results. */
+/* AVX-512VL dequantization: the lookup done by one two-table permute (vpermt2ps on 8 lanes),
+ * same values as the AVX2 lookup. */
 #define AVX512 __attribute__ ((target ("avx2,fma,avx512f,avx512vl")))
 
 AVX512 static inline __m256
