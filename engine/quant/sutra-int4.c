@@ -361,20 +361,21 @@ dot128_vnni (__m128i lo, __m128i hi, __m128i xlo, __m128i xhi)
 
 /* INT4_Q8_KERNEL (name, target, dot256, dot128) defines name (the SqMatvecFn): a row at a
  * time, a pair of sub-blocks (one 32-byte load) per step. G = 64 / 128: a pair lies in one
- * group; G = 32: lanes 0..3 belong to group 2p, 4..7 to 2p + 1, and an odd last sub-block takes
- * the 128-bit path (lanes 0..3). D - z * S is the float D minus the input's precomputed row
- * zq[z] (all small integers, exact: the same value as the integer expression), which costs one
- * subtraction and no per-group broadcast of z. Two pairs (a cache line of the row) per loop
- * step, the row SQ_INT4_AHEAD ahead prefetched once per step. One row at a time keeps the
- * weights one sequential stream; the rows' pairs are independent, so the out-of-order core
- * overlaps them and only the accumulator's fma is a chain. Measured streaming on 2 Zen 4
- * cores, in turns in one process: one row 23.0 GB/s, two 20.6, four 20.2 (the same pass of
- * INT8: 28.1, read bandwidth 32.9); prefetch 8 rows ahead vs none: 11.7 vs 10.0 GB/s on one
- * core. */
+ * group; G = 32: lanes 0..3 belong to group 2p, 4..7 to 2p + 1 (their scales and zero-point
+ * rows blended), and an odd last sub-block takes the 128-bit path (lanes 0..3). D - z * S is
+ * the float D minus the input's precomputed row zq[z] (all small integers, exact: the same
+ * value as the integer expression), which costs one subtraction and no per-group broadcast of
+ * z. Two pairs (a cache line of the row) per loop step, the row SQ_INT4_AHEAD ahead prefetched
+ * once per step. One row at a time keeps the weights one sequential stream; the rows' pairs
+ * are independent, so the out-of-order core overlaps them and only the accumulator's fma is a
+ * chain. Measured streaming on 2 Zen 4 cores, in turns in one process: one row 23.0 GB/s, two
+ * 20.6, four 20.2 (the same pass of INT8: 28.1, read bandwidth 32.9); prefetch 8 rows ahead vs
+ * none: 11.7 vs 10.0 GB/s on one core. */
 #define SQ_INT4_AHEAD 8
 #define INT4_Q8_KERNEL(NAME, TARGET, DOT256, DOT128)                                          \
+  /* acc + (sv * d) * (D - zs): zs the zero points' row(s) of x->zq for the pair's lanes */    \
   TARGET static inline __attribute__ ((always_inline)) __m256                                 \
-  NAME##_pair (const SqInt4XPair *x, const uint8_t *w, __m256 sv, int z, __m256 acc)           \
+  NAME##_pair (const SqInt4XPair *x, const uint8_t *w, __m256 sv, __m256 zs, __m256 acc)       \
   {                                                                                            \
     const __m256i m4 = _mm256_set1_epi8 (15);                                                  \
     __m256i raw = _mm256_loadu_si256 ((const __m256i *) w);                                    \
@@ -382,7 +383,7 @@ dot128_vnni (__m128i lo, __m128i hi, __m128i xlo, __m128i xhi)
     __m256i hi = _mm256_and_si256 (_mm256_srli_epi16 (raw, 4), m4);                            \
     __m256i D = DOT256 (lo, hi, _mm256_loadu_si256 ((const __m256i *) x->lo),                  \
                         _mm256_loadu_si256 ((const __m256i *) x->hi));                         \
-    __m256 v = _mm256_sub_ps (_mm256_cvtepi32_ps (D), _mm256_loadu_ps (x->zq[z]));             \
+    __m256 v = _mm256_sub_ps (_mm256_cvtepi32_ps (D), zs);                                     \
     return _mm256_fmadd_ps (_mm256_mul_ps (sv, _mm256_loadu_ps (x->d)), v, acc);               \
   }                                                                                            \
   TARGET static void NAME (const SutraQWeight *q, const float *xpf, float *y, int r0, int r1, \
@@ -400,35 +401,32 @@ dot128_vnni (__m128i lo, __m128i hi, __m128i xlo, __m128i xhi)
         int p = 0;                                                                             \
         for (; p + 2 <= npairs; p += 2) {                                                      \
           __builtin_prefetch (pf + 32 * (size_t) p, 0, 3);                                     \
-          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, _mm256_set1_ps (sc[p]), zr[p], acc); \
+          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, _mm256_set1_ps (sc[p]),            \
+                             _mm256_loadu_ps (xp[p].zq[zr[p]]), acc);                          \
           acc = NAME##_pair (&xp[p + 1], rw + 32 * (size_t) p + 32, _mm256_set1_ps (sc[p + 1]), \
-                             zr[p + 1], acc);                                                  \
+                             _mm256_loadu_ps (xp[p + 1].zq[zr[p + 1]]), acc);                  \
         }                                                                                      \
         if (p < npairs)                                                                        \
-          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, _mm256_set1_ps (sc[p]), zr[p], acc); \
+          acc = NAME##_pair (&xp[p], rw + 32 * (size_t) p, _mm256_set1_ps (sc[p]),            \
+                             _mm256_loadu_ps (xp[p].zq[zr[p]]), acc);                          \
       } else if (G == 128) { /* group g is pairs 2g, 2g + 1 */                                 \
         for (int g = 0; g < q->ngroups; g++) {                                                 \
           __m256 sv = _mm256_set1_ps (sc[g]);                                                  \
           __builtin_prefetch (pf + 64 * (size_t) g, 0, 3);                                     \
-          acc = NAME##_pair (&xp[2 * g], rw + 64 * (size_t) g, sv, zr[g], acc);                \
-          acc = NAME##_pair (&xp[2 * g + 1], rw + 64 * (size_t) g + 32, sv, zr[g], acc);       \
+          acc = NAME##_pair (&xp[2 * g], rw + 64 * (size_t) g, sv,                             \
+                             _mm256_loadu_ps (xp[2 * g].zq[zr[g]]), acc);                      \
+          acc = NAME##_pair (&xp[2 * g + 1], rw + 64 * (size_t) g + 32, sv,                    \
+                             _mm256_loadu_ps (xp[2 * g + 1].zq[zr[g]]), acc);                  \
         }                                                                                      \
       } else { /* G = 32: lanes 0..3 group 2p, 4..7 group 2p + 1 */                            \
         for (int p = 0; p < npairs; p++) {                                                     \
           if (!(p & 1))                                                                        \
             __builtin_prefetch (pf + 32 * (size_t) p, 0, 3);                                   \
           const SqInt4XPair *x = &xp[p];                                                       \
-          const __m256i m4 = _mm256_set1_epi8 (15);                                            \
-          __m256i raw = _mm256_loadu_si256 ((const __m256i *) (rw + 32 * (size_t) p));         \
-          __m256i lo = _mm256_and_si256 (raw, m4);                                             \
-          __m256i hi = _mm256_and_si256 (_mm256_srli_epi16 (raw, 4), m4);                      \
-          __m256i D = DOT256 (lo, hi, _mm256_loadu_si256 ((const __m256i *) x->lo),            \
-                              _mm256_loadu_si256 ((const __m256i *) x->hi));                   \
           __m256 zs = _mm256_blend_ps (_mm256_loadu_ps (x->zq[zr[2 * p]]),                     \
                                        _mm256_loadu_ps (x->zq[zr[2 * p + 1]]), 0xF0);          \
           __m256 sv = _mm256_setr_m128 (_mm_set1_ps (sc[2 * p]), _mm_set1_ps (sc[2 * p + 1])); \
-          __m256 v = _mm256_sub_ps (_mm256_cvtepi32_ps (D), zs);                               \
-          acc = _mm256_fmadd_ps (_mm256_mul_ps (sv, _mm256_loadu_ps (x->d)), v, acc);          \
+          acc = NAME##_pair (x, rw + 32 * (size_t) p, sv, zs, acc);                            \
         }                                                                                      \
         if (nsub & 1) { /* odd: the last sub-block alone, in lanes 0..3 */                     \
           const SqInt4XPair *x = &xp[npairs];                                                  \
