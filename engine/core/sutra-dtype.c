@@ -108,7 +108,7 @@ sutra_f32_to_bf16 (float f)
 
 /* ---- CPU features ---- */
 static int cpu_probed;
-static bool has_avx2_fma, has_f16c, has_avx512bf16, has_avx512_fbwvl;
+static bool has_avx2_fma, has_f16c, has_avx512bf16, has_avx512_fbwvl, has_avx512vnni;
 
 static void
 probe_cpu (void)
@@ -121,12 +121,14 @@ probe_cpu (void)
   has_avx512bf16 = __builtin_cpu_supports ("avx512bf16") && __builtin_cpu_supports ("avx512f");
   has_avx512_fbwvl = has_avx2_fma && __builtin_cpu_supports ("avx512f") &&
                      __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl");
+  has_avx512vnni = has_avx512_fbwvl && __builtin_cpu_supports ("avx512vnni");
   __atomic_store_n (&cpu_probed, 1, __ATOMIC_RELEASE);
 }
 
 bool sutra_cpu_has_avx2_fma (void) { probe_cpu (); return has_avx2_fma; }
 bool sutra_cpu_has_f16c (void) { probe_cpu (); return has_f16c; }
 bool sutra_cpu_has_avx512bf16 (void) { probe_cpu (); return has_avx512bf16; }
+bool sutra_cpu_has_avx512vnni (void) { probe_cpu (); return has_avx512vnni; }
 
 SutraSimdLevel
 sutra_cpu_simd_level (void)

@@ -42,6 +42,7 @@ void sutra_to_f32_n (float *dst, const void *src, SutraDType t, size_t n);
 bool sutra_cpu_has_avx2_fma (void);
 bool sutra_cpu_has_f16c (void);
 bool sutra_cpu_has_avx512bf16 (void);
+bool sutra_cpu_has_avx512vnni (void);   /* with the AVX-512 level's F, BW and VL */
 /* Levels of the runtime-dispatched kernels (SutraHalfKernel and SutraQuantKernel use the same
  * values). sutra_cpu_simd_level: the best the CPU has (AVX-512 F/BW/VL, AVX2 + FMA, scalar).
  * A SutraSimdChoice is one dispatcher's level in effect: _set resolves AUTO, or a level the CPU

@@ -19,6 +19,7 @@
  * that set of 8 elements (bytes 4m..4m+3, both nibbles), which is why the order is this one.
  * Prefill and training products (dequantized tiles and sgemm) keep x in float. */
 #include "sutra-quant-private.h"
+#include "sutra-dtype.h"
 #include "sutra-pool.h"
 
 #include <math.h>
@@ -455,7 +456,7 @@ INT4_Q8_KERNEL (int4_matvec_vnni, VNNI, dot256_vnni, dot128_vnni)
 static void
 int4_matvec_avx512 (const SutraQWeight *q, const float *xp, float *y, int r0, int r1, bool accum)
 {
-  if (__builtin_cpu_supports ("avx512vnni"))
+  if (sutra_cpu_has_avx512vnni ())
     int4_matvec_vnni (q, xp, y, r0, r1, accum);
   else
     int4_matvec_avx2 (q, xp, y, r0, r1, accum);
