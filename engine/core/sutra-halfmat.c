@@ -34,7 +34,8 @@
 
 static SutraSimdChoice kernel_choice = SUTRA_SIMD_CHOICE_INIT ("SUTRA_HALF_KERNEL");
 
-_Static_assert ((int) SUTRA_HALF_KERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) SUTRA_HALF_KERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
+_Static_assert ((int) SUTRA_HALF_KERNEL_AVX512 == (int) SUTRA_SIMD_AVX512
+                && (int) SUTRA_HALF_KERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
                 "kernel levels follow SutraSimdLevel");
 
 SutraHalfKernel

@@ -91,29 +91,31 @@ sutra_int4_quantize_rows (SutraQWeight *q, const float *w)
 /* ------------------------------------------------------------------------------------------ */
 
 void
-sutra_int4_q8_block (const float *x, const float *in_scale, int n, int8_t q[32], float *d)
+sutra_int4_q8_block (const SutraQWeight *q, const float *x, int k, int8_t codes[32], float *d)
 {
+  int c0 = k * SUTRA_Q4_SUB, n = q->cols - c0 < SUTRA_Q4_SUB ? q->cols - c0 : SUTRA_Q4_SUB;
+  const float *is = q->in_scale && n > 0 ? q->in_scale + c0 : NULL;
   float v[SUTRA_Q4_SUB], amax = 0.f;
   bool finite = true;
   for (int i = 0; i < SUTRA_Q4_SUB; i++) {
-    v[i] = i < n ? (in_scale ? x[i] * in_scale[i] : x[i]) : 0.f;
+    v[i] = i < n ? (is ? x[c0 + i] * is[i] : x[c0 + i]) : 0.f;
     finite = finite && isfinite (v[i]);
     amax = fmaxf (amax, fabsf (v[i]));
   }
-  memset (q, 0, SUTRA_Q4_SUB);
+  memset (codes, 0, SUTRA_Q4_SUB);
   float s = amax / 127.f;
   if (!finite) {
     *d = NAN;
     return;
   }
-  if (!(s > 0.f)) {                   /* all zero (or too small to scale): codes 0 */
+  if (!(s > 0.f)) {                   /* all zero, padding (or too small to scale): codes 0 */
     *d = 0.f;
     return;
   }
   float id = 1.f / s;
   for (int i = 0; i < SUTRA_Q4_SUB; i++) {
     float t = nearbyintf (v[i] * id);
-    q[i] = (int8_t) (t > 127.f ? 127 : t < -127.f ? -127 : (int) t);
+    codes[i] = (int8_t) (t > 127.f ? 127 : t < -127.f ? -127 : (int) t);
   }
   *d = s;
 }
@@ -143,7 +145,7 @@ pair_zq (SqInt4XPair *o, const float S[8])
 }
 
 #if defined(__x86_64__)
-/* sutra_int4_q8_block for a whole block of 32 (n == 32), AVX2: the same operations on 8 lanes
+/* sutra_int4_q8_block for a whole block of 32 inside the row, AVX2: the same operations on 8 lanes
  * (max is exact in any order; cvtps rounds to nearest even as nearbyintf does by default). */
 __attribute__ ((target ("avx2,fma"))) static void
 q8_block_avx2 (const float *x, const float *in_scale, int8_t q[32], float *d)
@@ -197,17 +199,14 @@ sutra_int4_prepare_x (const SutraQWeight *q, const float *x, SqInt4XPair *xp)
     float S[8];
     for (int h = 0; h < 2; h++) {
       int k = 2 * p + h, c0 = k * SUTRA_Q4_SUB;
-      const float *is = q->in_scale ? q->in_scale + c0 : NULL;
-      int8_t b[SUTRA_Q4_SUB] = { 0 };
-      float d = 0.f;
+      int8_t b[SUTRA_Q4_SUB];
+      float d;
 #if defined(__x86_64__)
       if (avx2 && k < nsub && c0 + SUTRA_Q4_SUB <= q->cols)
-        q8_block_avx2 (x + c0, is, b, &d);
+        q8_block_avx2 (x + c0, q->in_scale ? q->in_scale + c0 : NULL, b, &d);
       else
 #endif
-      if (k < nsub && c0 < q->cols)
-        sutra_int4_q8_block (x + c0, is, q->cols - c0 < SUTRA_Q4_SUB ? q->cols - c0 : SUTRA_Q4_SUB,
-                             b, &d);
+        sutra_int4_q8_block (q, x, k, b, &d);    /* partial, padding, or the phantom half */
       pair_fill (&xp[p], h, b, d, S);
     }
     pair_zq (&xp[p], S);

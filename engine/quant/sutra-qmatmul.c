@@ -42,7 +42,8 @@
 
 static SutraSimdChoice kernel_choice = SUTRA_SIMD_CHOICE_INIT ("SUTRA_QUANT_KERNEL");
 
-_Static_assert ((int) SUTRA_QKERNEL_AVX512 == (int) SUTRA_SIMD_AVX512 && (int) SUTRA_QKERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
+_Static_assert ((int) SUTRA_QKERNEL_AVX512 == (int) SUTRA_SIMD_AVX512
+                && (int) SUTRA_QKERNEL_AUTO == (int) SUTRA_SIMD_AUTO,
                 "kernel levels follow SutraSimdLevel");
 
 SutraQuantKernel
@@ -172,22 +173,18 @@ void
 sutra_qweight_matvec_naive (const SutraQWeight *q, const float *x, float *y, bool accumulate)
 {
   size_t n = sq_padded_cols (q);
-  float *xp = sutra_xcalloc (n, sizeof (float));
+  float *xp = NULL, *d = NULL;
   int8_t *xq = NULL;
-  float *d = NULL;
   if (q->p.type == SUTRA_QUANT_INT4) {      /* x as 8-bit codes per block of 32, in order */
-    xq = sutra_xcalloc (n, 1);
-    d = sutra_xcalloc (n / SUTRA_Q4_SUB, sizeof (float));
-    for (size_t k = 0; k < n / SUTRA_Q4_SUB; k++) {
-      int c0 = (int) k * SUTRA_Q4_SUB;
-      if (c0 < q->cols)
-        sutra_int4_q8_block (x + c0, q->in_scale ? q->in_scale + c0 : NULL,
-                             q->cols - c0 < SUTRA_Q4_SUB ? q->cols - c0 : SUTRA_Q4_SUB,
-                             xq + c0, &d[k]);
-    }
+    xq = sutra_xmalloc (n);
+    d = sutra_xmalloc (sizeof (float) * (n / SUTRA_Q4_SUB));
+    for (size_t k = 0; k < n / SUTRA_Q4_SUB; k++)
+      sutra_int4_q8_block (q, x, (int) k, xq + k * SUTRA_Q4_SUB, &d[k]);
+  } else {
+    xp = sutra_xcalloc (n, sizeof (float));
+    for (int c = 0; c < q->cols; c++)
+      xp[c] = q->in_scale ? x[c] * q->in_scale[c] : x[c];
   }
-  for (int c = 0; c < q->cols; c++)
-    xp[c] = q->in_scale ? x[c] * q->in_scale[c] : x[c];
   for (int r = 0; r < q->rows; r++) {
     float v;
     switch (q->p.type) {

@@ -174,10 +174,10 @@ sq_int4_npairs (const SutraQWeight *q)
   return (sq_int4_nsub (q) + 1) / 2;
 }
 
-/* One 32-value block of x (times in_scale when given; n <= 32 values, the rest taken as 0)
- * to codes q[32] and scale *d: q8_0's rule. A NaN or infinite value makes *d NaN and every
- * code 0, so the products it feeds are NaN as they are in float. */
-void sutra_int4_q8_block (const float *x, const float *in_scale, int n, int8_t q[32], float *d);
+/* Block k (values 32k .. 32k + 31) of a row's input x [cols], times in_scale when the weight has
+ * one (values past cols taken as 0), to codes[32] and scale *d: q8_0's rule. A NaN or infinite
+ * value makes *d NaN and every code 0, so the products it feeds are NaN as they are in float. */
+void sutra_int4_q8_block (const SutraQWeight *q, const float *x, int k, int8_t codes[32], float *d);
 /* xp [sq_int4_npairs] from x [cols] (and in_scale). */
 void sutra_int4_prepare_x (const SutraQWeight *q, const float *x, SqInt4XPair *xp);
 
