@@ -196,12 +196,13 @@ test_half_base (gconstpointer data)
   }
 }
 
-/* sutra_linear_forward_many == separate forwards, for every base kind, 1 and 2 threads */
+/* sutra_linear_forward_many == separate forwards, for every base kind, 1 and 2 threads; the
+ * last two INT4 linears (groups 64 and 32, same padded input) share linear 5's prepared input */
 static void
 test_forward_many (void)
 {
   const int in = 192;
-  static const int outs[] = { 256, 64, 64, 130, 40, 96 };
+  static const int outs[] = { 256, 64, 64, 130, 40, 96, 72, 48 };
   enum { NL = G_N_ELEMENTS (outs) };
   SutraLinear ls[NL];
   SutraError err;
@@ -227,6 +228,13 @@ test_forward_many (void)
       SutraQuantParams p = { .type = SUTRA_QUANT_INT4, .group_size = 64 };
       test_assert_ok (sutra_linear_quantize (&ls[i], &p, &err), &err);
       lora_init (&ls[i], 4, 60);
+      break;
+    }
+    case 6:
+    case 7: {
+      SutraQuantParams p = { .type = SUTRA_QUANT_INT4, .group_size = i == 6 ? 64 : 32 };
+      test_assert_ok (sutra_linear_quantize (&ls[i], &p, &err), &err);
+      g_assert_true (sutra_qweight_matvec_same_input (ls[5].qw, ls[i].qw));
       break;
     }
     default: lora_init (&ls[i], 2, 61); break;

@@ -160,9 +160,16 @@ sutra_linear_forward_many (SutraLinear *const *ls, float *const *outs, int count
     if (l->bias)
       memcpy (outs[i], l->bias, sizeof (float) * (size_t) l->out);
     if (l->qw) {
-      sutra_qweight_matvec_prepare (l->qw, x, xbuf);
-      j.xin[i] = xbuf;
-      xbuf += sutra_qweight_matvec_xsize (l->qw) + 16;
+      int same = 0;                      /* an earlier linear whose prepared input fits this one */
+      while (same < i && !(ls[same]->qw && sutra_qweight_matvec_same_input (ls[same]->qw, l->qw)))
+        same++;
+      if (same < i) {
+        j.xin[i] = j.xin[same];
+      } else {
+        sutra_qweight_matvec_prepare (l->qw, x, xbuf);
+        j.xin[i] = xbuf;
+        xbuf += sutra_qweight_matvec_xsize (l->qw) + 16;
+      }
     } else {
       j.xin[i] = x;
     }

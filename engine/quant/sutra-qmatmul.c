@@ -151,6 +151,13 @@ sutra_qweight_matvec_prepare (const SutraQWeight *q, const float *x, float *xp)
     pad_input (q, x, xp);
 }
 
+bool
+sutra_qweight_matvec_same_input (const SutraQWeight *a, const SutraQWeight *b)
+{
+  return a->p.type == b->p.type && a->cols == b->cols && sq_padded_cols (a) == sq_padded_cols (b)
+         && !a->in_scale && !b->in_scale;
+}
+
 void
 sutra_qweight_matvec_rows (const SutraQWeight *q, const float *xp, float *y, int r0, int r1,
                            bool accumulate)

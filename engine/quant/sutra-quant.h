@@ -79,6 +79,9 @@ size_t sutra_qweight_matvec_xsize   (const SutraQWeight *q);
 void   sutra_qweight_matvec_prepare (const SutraQWeight *q, const float *x, float *xp);
 void   sutra_qweight_matvec_rows    (const SutraQWeight *q, const float *xp, float *y, int r0,
                                      int r1, bool accumulate);
+/* Whether a and b prepare the same x into the same buffer contents (same format, length and
+ * padding, no input scales), so one prepared input serves both. */
+bool   sutra_qweight_matvec_same_input (const SutraQWeight *a, const SutraQWeight *b);
 /* out [N, rows] (+)= in [N, cols] W^T  (a linear layer's forward; N == 1 is the matvec). */
 void sutra_qweight_matmul       (const SutraQWeight *q, const float *in, float *out, int N,
                                  bool accumulate);
