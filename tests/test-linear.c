@@ -311,6 +311,30 @@ read_all (const char *path, gsize *len)
   return buf;
 }
 
+
+/* m's full-forward logits on ids equal those of its f32 twin ref (lf: T * V scratch) */
+static void
+assert_forward_matches (const char *what, SutraModel *m, SutraModel *ref, int *ids, int T, int V,
+                        float *lf)
+{
+  SutraError err;
+  SutraBatch b = { 1, T, ids, NULL, NULL };
+  float *out;
+  test_assert_ok (sutra_model_forward (ref, &b, false, &out, &err), &err);
+  memcpy (lf, out, sizeof (float) * (size_t) T * V);
+  test_assert_ok (sutra_model_forward (m, &b, false, &out, &err), &err);
+  assert_close (what, out, lf, (size_t) T * V, HALF_VS_F32_REL_TOL);
+}
+
+/* every base of m is an owned f32 matrix again, the tied head reading the embedding parameter */
+static void
+assert_f32_bases (const SutraModel *m)
+{
+  for (size_t i = 0; i < m->n_linears; i++)
+    g_assert_true (m->linears[i]->w && !m->linears[i]->w16);
+  g_assert_true (m->tied_linear->w == m->tied_param->data);
+}
+
 static void
 test_half_checkpoint (gconstpointer data)
 {
@@ -354,12 +378,7 @@ test_half_checkpoint (gconstpointer data)
   float *lf = g_new (float, (size_t) T * V), *lh = g_new (float, (size_t) T * V);
   for (int threads = 1; threads <= 2; threads++) {
     sutra_set_threads (threads);
-    SutraBatch b = { 1, T, ids, NULL, NULL };
-    float *out;
-    test_assert_ok (sutra_model_forward (mf, &b, false, &out, &err), &err);
-    memcpy (lf, out, sizeof (float) * (size_t) T * V);
-    test_assert_ok (sutra_model_forward (mh, &b, false, &out, &err), &err);
-    assert_close ("forward logits", out, lf, (size_t) T * V, HALF_VS_F32_REL_TOL);
+    assert_forward_matches ("forward logits", mh, mf, ids, T, V, lf);
     decode_logits (mf, ids, T, lf);
     decode_logits (mh, ids, T, lh);
     for (int i = 0; i < T; i++)
@@ -405,30 +424,16 @@ test_half_checkpoint (gconstpointer data)
   {
     SutraModel *mi = load_model (hdir, false);
     test_assert_ok (sutra_gguf_import_weights (mi, g16, &err), &err);
-    for (size_t i = 0; i < mi->n_linears; i++)
-      g_assert_true (mi->linears[i]->w && !mi->linears[i]->w16);
-    g_assert_true (mi->tied_linear->w == mi->tied_param->data);
-    SutraBatch bi = { 1, T, ids, NULL, NULL };
-    float *oi;
-    test_assert_ok (sutra_model_forward (mf, &bi, false, &oi, &err), &err);
-    memcpy (lf, oi, sizeof (float) * (size_t) T * V);
-    test_assert_ok (sutra_model_forward (mi, &bi, false, &oi, &err), &err);
-    assert_close ("imported forward logits", oi, lf, (size_t) T * V, HALF_VS_F32_REL_TOL);
+    assert_f32_bases (mi);
+    assert_forward_matches ("imported forward logits", mi, mf, ids, T, V, lf);
     sutra_model_free (mi);
     g_free (g16);
   }
 
   /* training converts to f32 (the tied head re-pointed at the embedding parameter) */
   test_assert_ok (sutra_model_make_trainable (mh, &err), &err);
-  for (size_t i = 0; i < mh->n_linears; i++)
-    g_assert_true (mh->linears[i]->w && !mh->linears[i]->w16);
-  g_assert_true (mh->tied_linear->w == mh->tied_param->data);
-  SutraBatch b = { 1, T, ids, NULL, NULL };
-  float *out;
-  test_assert_ok (sutra_model_forward (mf, &b, false, &out, &err), &err);
-  memcpy (lf, out, sizeof (float) * (size_t) T * V);
-  test_assert_ok (sutra_model_forward (mh, &b, false, &out, &err), &err);
-  assert_close ("trainable forward logits", out, lf, (size_t) T * V, HALF_VS_F32_REL_TOL);
+  assert_f32_bases (mh);
+  assert_forward_matches ("trainable forward logits", mh, mf, ids, T, V, lf);
 
   sutra_model_free (mh);
   sutra_model_free (mf);
